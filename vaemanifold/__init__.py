@@ -1,0 +1,27 @@
+"""vaemanifold: Riemannian geometry in the latent spaces of VAEs.
+
+    import vaemanifold as vm
+    M = vm.DecoderManifold(mean, std)                  # the expected pull-back metric
+    res = vm.connecting_geodesic(M, z0, z1, method="neural")
+    res.length, res.converged
+"""
+
+from .curves import NeuralCurve, SplineCurve
+from .geodesic import GeodesicResult, connecting_geodesic, distance, distance_matrix
+from .manifold import DecoderManifold
+from .solvers import SOLVERS, GeodesicSolver, register
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SOLVERS",
+    "DecoderManifold",
+    "GeodesicResult",
+    "GeodesicSolver",
+    "NeuralCurve",
+    "SplineCurve",
+    "connecting_geodesic",
+    "distance",
+    "distance_matrix",
+    "register",
+]

@@ -1,0 +1,271 @@
+"""Curve families with fixed endpoints, batched over B pairs (stochman ``BasicCurve``s).
+
+* :class:`NeuralCurve` -- g(t) = (1-t) z0 + t z1 + t(1-t) psi(t), psi a smooth MLP.
+* :class:`SplineCurve` -- stochman's ``CubicSpline`` with a truly C2 basis,
+  evaluation vectorised over pairs, and an exact least-squares ``fit``.
+
+Shapes follow stochman: ``forward(t)`` takes t of shape (N,) or (B, N) and
+returns (B, N, d), squeezed to (N, d) for a single curve and 1-D t;
+``deriv(t)`` always returns (B, N, d).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from stochman.curves import BasicCurve, CubicSpline
+from torch import nn
+from torch.func import jvp
+
+#: Smooth activations allowed in psi. The energy's gradient needs second
+#: derivatives of the curve in t, which piece-wise linear activations lack.
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "tanh": torch.tanh,
+    "softplus": F.softplus,
+    "sigmoid": torch.sigmoid,
+}
+_PIECEWISE_LINEAR = {"relu", "leaky_relu", "prelu", "relu6", "hardtanh", "identity", "linear"}
+
+
+def _check_activation(activation: str) -> None:
+    if activation in _PIECEWISE_LINEAR:
+        raise ValueError(
+            f"activation {activation!r} is piece-wise linear: its second derivative is zero almost "
+            f"everywhere, which the curve-energy gradient needs; use one of {sorted(ACTIVATIONS)}"
+        )
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
+
+
+def _as_batched_times(t: torch.Tensor, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """t (N,) or (B, N) -> (B, N) in the curve's dtype/device, and whether t was 1-D."""
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if t.dim() == 1:
+        return t.unsqueeze(0).repeat(batch, 1), True
+    if t.dim() == 2 and t.shape[0] == batch:
+        return t.contiguous(), False
+    raise ValueError(f"t must be (N,) or (B={batch}, N), got shape {tuple(t.shape)}")
+
+
+class NeuralCurve(BasicCurve):
+    """g(t) = (1-t) z0 + t z1 + t(1-t) psi(t), psi a small smooth MLP per pair.
+
+    psi(t) = ||z1 - z0|| * MLP(2t - 1): the input is centred on [-1, 1] and the
+    output scaled by the chord length so that optimiser settings do not depend
+    on the scale of the latent space. Each of the B pairs has its own weights;
+    all of them live in one (B, P) parameter ``params`` and are evaluated with
+    batched matrix products. The last layer starts at zero, so the curve
+    starts as the straight line.
+
+    Args:
+        begin, end: (d,) or (B, d) endpoints.
+        hidden: hidden layer widths of psi.
+        activation: 'tanh' (default), 'softplus' or 'sigmoid'.
+        requires_grad: make ``params`` trainable.
+        params: optional (B, P) initial parameters (as returned by ``params``).
+    """
+
+    def __init__(
+        self,
+        begin: torch.Tensor,
+        end: torch.Tensor,
+        hidden: Sequence[int] = (32, 32),
+        activation: str = "tanh",
+        requires_grad: bool = True,
+        params: Optional[torch.Tensor] = None,
+    ) -> None:
+        _check_activation(activation)
+        hidden = tuple(int(h) for h in hidden)
+        if not hidden or min(hidden) < 1:
+            raise ValueError(f"hidden must be a non-empty sequence of positive widths, got {hidden}")
+        super().__init__(begin, end, 2, requires_grad, hidden=hidden, activation=activation, params=params)
+
+    def _init_params(self, hidden: tuple[int, ...], activation: str, params: Optional[torch.Tensor]) -> None:
+        self.hidden = hidden
+        self.activation = activation
+        batch, dim = self.begin.shape
+        sizes = (1, *hidden, dim)
+        self._shapes = list(zip(sizes[:-1], sizes[1:]))
+        n_params = sum((m + 1) * n for m, n in self._shapes)
+        if params is None:
+            blocks = []
+            for layer, (m, n) in enumerate(self._shapes):
+                bound = 0.0 if layer == len(self._shapes) - 1 else 1.0 / math.sqrt(m)
+                blocks.append(torch.empty(batch, (m + 1) * n, dtype=self.begin.dtype).uniform_(-bound, bound))
+            params = torch.cat(blocks, dim=1)
+        if params.shape != (batch, n_params):
+            raise ValueError(f"params must have shape {(batch, n_params)}, got {tuple(params.shape)}")
+        self.params = nn.Parameter(params.detach().clone().to(self.begin), requires_grad=self._requires_grad)
+
+    def _layers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Views into ``params``: per layer W (B, m, n) and b (B, 1, n)."""
+        layers, offset = [], 0
+        for m, n in self._shapes:
+            W = self.params[:, offset : offset + m * n].view(-1, m, n)
+            offset += m * n
+            b = self.params[:, offset : offset + n].view(-1, 1, n)
+            offset += n
+            layers.append((W, b))
+        return layers
+
+    def psi(self, t: torch.Tensor) -> torch.Tensor:
+        """The network term psi: t (B, N) -> (B, N, d)."""
+        act = ACTIVATIONS[self.activation]
+        x = (2 * t - 1).unsqueeze(-1)
+        layers = self._layers()
+        for W, b in layers[:-1]:
+            x = act(torch.baddbmm(b, x, W))
+        W, b = layers[-1]
+        scale = (self.end - self.begin).norm(dim=-1).view(-1, 1, 1)
+        return scale * torch.baddbmm(b, x, W)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        tt, one_d = _as_batched_times(t, len(self), self.begin)
+        s = tt.unsqueeze(-1)
+        g = (1 - s) * self.begin.unsqueeze(1) + s * self.end.unsqueeze(1) + s * (1 - s) * self.psi(tt)
+        return g.squeeze(0) if one_d and len(self) == 1 else g
+
+    def deriv(self, t: torch.Tensor) -> torch.Tensor:
+        """Exact g'(t) = z1 - z0 + (1 - 2t) psi + t(1-t) psi'(t), psi' by a forward-mode JVP.
+
+        Returns (B, N, d) for t of shape (N,) or (B, N).
+        """
+        tt, _ = _as_batched_times(t, len(self), self.begin)
+        value, slope = jvp(self.psi, (tt,), (torch.ones_like(tt),))
+        s = tt.unsqueeze(-1)
+        return (self.end - self.begin).unsqueeze(1) + (1 - 2 * s) * value + s * (1 - s) * slope
+
+    def __getitem__(self, indices) -> "NeuralCurve":
+        params = self.params[indices]
+        begin, end = self.begin[indices], self.end[indices]
+        if params.dim() == 1:
+            params, begin, end = params.unsqueeze(0), begin.unsqueeze(0), end.unsqueeze(0)
+        return NeuralCurve(begin, end, self.hidden, self.activation, self._requires_grad, params.detach())
+
+    def constant_speed(self, metric=None, t: Optional[torch.Tensor] = None):
+        """Refit the curve so that it has (approximately) constant speed.
+
+        Speed is Euclidean, or measured by ``metric`` (a stochman Manifold).
+        Returns stochman's triple: the (B, N) arc-length fractions of the
+        sample times, the (B, N, d) sampled points, and the (B,) lengths.
+        """
+        with torch.no_grad():
+            if t is None:
+                t = torch.linspace(0, 1, 100, dtype=self.begin.dtype, device=self.begin.device)
+            points = self(t).reshape(len(self), -1, self.begin.shape[1])
+            delta = points.diff(dim=1)
+            if metric is None:
+                local = delta.norm(dim=-1)
+            else:
+                base, flat = points[:, :-1].reshape(-1, delta.shape[-1]), delta.reshape(-1, delta.shape[-1])
+                local = metric.inner(base, flat, flat).clamp_min(0).sqrt().view(len(self), -1)
+            arc = torch.cat([local.new_zeros(len(self), 1), local.cumsum(dim=1)], dim=1)
+            fractions = arc / arc[:, -1:].clamp_min(torch.finfo(arc.dtype).tiny)
+        self.fit(fractions, points)
+        return fractions, points, arc[:, -1]
+
+
+def c2_spline_basis(num_nodes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Null-space basis of piece-wise cubics on ``num_nodes`` equispaced knots in [0, 1]
+    that vanish at both ends and are C2 at the interior knots.
+
+    stochman 0.3.0 builds the same constraints with a wrong second-derivative
+    row (its issue #29), which leaves its splines only C1.
+
+    Returns:
+        (4 * (num_nodes - 1), num_nodes) matrix whose columns span the
+        admissible polynomial coefficients.
+    """
+    if num_nodes < 3:
+        raise ValueError(f"a spline needs num_nodes >= 3, got {num_nodes}")
+    edges = num_nodes - 1
+    knots = torch.linspace(0, 1, num_nodes, dtype=torch.float64)[1:-1]
+    rows = [torch.zeros(4 * edges, dtype=torch.float64) for _ in range(2)]
+    rows[0][0] = 1.0  # value 0 at t = 0
+    rows[1][-4:] = 1.0  # value 0 at t = 1
+    for i, k in enumerate(knots):
+        for fill in (
+            [1.0, k, k**2, k**3],  # continuity
+            [0.0, 1.0, 2 * k, 3 * k**2],  # first derivative
+            [0.0, 0.0, 2.0, 6 * k],  # second derivative
+        ):
+            row = torch.zeros(4 * edges, dtype=torch.float64)
+            row[4 * i : 4 * i + 4] = torch.tensor(fill)
+            row[4 * i + 4 : 4 * i + 8] = -torch.tensor(fill)
+            rows.append(row)
+    constraints = torch.stack(rows)
+    _, S, Vh = torch.linalg.svd(constraints)
+    rank = int((S > 1e-10 * S[0]).sum())
+    return Vh[rank:].T.to(dtype)
+
+
+class SplineCurve(CubicSpline):
+    """stochman's ``CubicSpline``, mended: C2 at the knots, no Python loop over
+    pairs when evaluating, and ``fit`` by exact linear least squares.
+
+    Args:
+        begin, end: (d,) or (B, d) endpoints.
+        num_nodes: knots including both ends (>= 3).
+        requires_grad, basis, params: as in stochman's ``CubicSpline``.
+    """
+
+    def __init__(
+        self,
+        begin: torch.Tensor,
+        end: torch.Tensor,
+        num_nodes: int = 8,
+        requires_grad: bool = True,
+        basis: Optional[torch.Tensor] = None,
+        params: Optional[torch.Tensor] = None,
+    ) -> None:
+        if basis is None:
+            basis = c2_spline_basis(num_nodes, begin.dtype).to(begin.device)
+        super().__init__(begin, end, num_nodes, requires_grad, basis=basis, params=params)
+
+    def _design(self, t: torch.Tensor) -> torch.Tensor:
+        """Per-t polynomial rows: (B, N) -> (B, N, 4 * num_edges)."""
+        num_edges = self.basis.shape[0] // 4
+        t = t.to(self.basis.dtype)
+        idx = (t * num_edges).floor().clamp(0, num_edges - 1).long()
+        powers = t.unsqueeze(-1) ** torch.arange(4, dtype=t.dtype, device=t.device)
+        rows = t.new_zeros(*t.shape, num_edges, 4)
+        rows.scatter_(-2, idx[..., None, None].expand(*idx.shape, 1, 4), powers.unsqueeze(-2))
+        return rows.flatten(-2)
+
+    def _eval_polynomials(self, t: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
+        # coeffs: (B, num_edges, degree, D); t: (B, N). Gather replaces stochman's loop over B.
+        B, num_edges, degree, D = coeffs.shape
+        t = t.to(coeffs.dtype)
+        idx = (t * num_edges).floor().clamp(0, num_edges - 1).long()
+        picked = torch.gather(coeffs, 1, idx[..., None, None].expand(-1, -1, degree, D))  # (B, N, degree, D)
+        powers = t.unsqueeze(-1) ** torch.arange(degree, dtype=t.dtype, device=t.device)
+        return (powers.unsqueeze(-1) * picked).sum(dim=2)
+
+    def __getitem__(self, indices) -> "SplineCurve":
+        params, begin, end = self.params[indices], self.begin[indices], self.end[indices]
+        if params.dim() == 2:
+            params, begin, end = params.unsqueeze(0), begin.unsqueeze(0), end.unsqueeze(0)
+        return SplineCurve(begin, end, self._num_nodes, self._requires_grad, self.basis, params.detach())
+
+    def fit(self, t: torch.Tensor, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        """Least-squares fit of the interior to points x at times t (the ends stay fixed).
+
+        Args:
+            t: (N,) or (B, N) times.
+            x: (N, d) or (B, N, d) target points.
+
+        Returns:
+            the mean squared residual after the fit. The problem is linear in
+            the parameters, so it is solved exactly (stochman iterates L-BFGS).
+        """
+        tt, _ = _as_batched_times(t, len(self), self.begin)
+        x = x.to(self.begin).reshape(len(self), tt.shape[1], -1)
+        line = (1 - tt.unsqueeze(-1)) * self.begin.unsqueeze(1) + tt.unsqueeze(-1) * self.end.unsqueeze(1)
+        A = self._design(tt) @ self.basis  # (B, N, P)
+        with torch.no_grad():
+            solution = torch.linalg.lstsq(A, x - line).solution  # (B, P, d)
+            self.params.copy_(solution)
+            return ((A @ solution + line - x) ** 2).mean()

@@ -1,0 +1,224 @@
+"""One entry point for every geodesic solver, and distances built on it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import torch
+from stochman.curves import BasicCurve
+
+from ._checks import check_choice, check_endpoints, check_points
+from .manifold import DecoderManifold
+from .solvers import GeodesicSolver, make_solver
+
+#: Points of the common dense grid on which every curve is measured.
+MEASURE_GRID = 512
+#: Endpoints of a solver's curve may deviate from the requested ones by this (relative) much.
+ENDPOINT_TOL = 1e-4
+FAILURE_POLICIES = ("raise", "nan", "keep")
+
+
+@dataclass
+class GeodesicResult:
+    """Geodesics for B endpoint pairs, measured on one common dense grid.
+
+    Attributes:
+        curve: the B curves (a stochman ``BasicCurve``).
+        length: (B,) length on ``grid`` points, independent of the solver's own grid.
+        energy: (B,) energy int ||d/dt f(c(t))||^2 dt on the same grid (length^2 at constant speed).
+        converged: (B,) bool, per pair.
+        reasons: per pair, None where converged, else why not.
+        iterations: iterations the solver ran.
+        seconds: wall time of the solver for the whole batch (measurement excluded).
+        evaluations: decoder evaluations (points) the solver used.
+        method: the solver's name.
+        grid: points of the measuring grid.
+        grid_change: (B,) relative change of ``length`` when the grid is doubled;
+            small values show that the grid resolves the curve.
+    """
+
+    curve: BasicCurve
+    length: torch.Tensor
+    energy: torch.Tensor
+    converged: torch.Tensor
+    reasons: list[Optional[str]]
+    iterations: int
+    seconds: float
+    evaluations: int
+    method: str
+    grid: int
+    grid_change: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.length)
+
+    def __repr__(self) -> str:
+        return (
+            f"GeodesicResult(method={self.method!r}, pairs={len(self)}, converged={int(self.converged.sum())}"
+            f"/{len(self)}, median length={self.length.median().item():.4g}, seconds={self.seconds:.3g})"
+        )
+
+
+def _device_of(manifold: DecoderManifold, fallback: torch.device) -> torch.device:
+    tensor = next(iter(manifold.parameters()), None)
+    if tensor is None:
+        tensor = next(iter(manifold.buffers()), None)
+    return tensor.device if tensor is not None else fallback
+
+
+def measure(manifold: DecoderManifold, curve: BasicCurve, grid: int = MEASURE_GRID):
+    """Length, energy and grid_change of B curves on the dense grid (see GeodesicResult).
+
+    Returns:
+        (length (B,), energy (B,), grid_change (B,), points (B, grid, d)).
+    """
+    if grid < 2:
+        raise ValueError(f"grid must be >= 2, got {grid}")
+    dtype, device = curve.begin.dtype, curve.begin.device
+    with torch.no_grad():
+        fine = curve(torch.linspace(0, 1, 2 * grid - 1, dtype=dtype, device=device))
+        fine = fine.reshape(len(curve), 2 * grid - 1, -1)
+        coarse = fine[:, ::2]
+        length = manifold.curve_length(coarse)
+        fine_length = manifold.curve_length(fine)
+        energy = manifold.curve_energy(coarse, reduction="none")
+    change = (fine_length - length).abs() / fine_length.clamp_min(torch.finfo(dtype).tiny)
+    return length, energy, change, coarse
+
+
+def connecting_geodesic(
+    manifold: DecoderManifold,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    method: Union[str, GeodesicSolver] = "neural",
+    init: Optional[BasicCurve] = None,
+    grid: int = MEASURE_GRID,
+    **options,
+) -> GeodesicResult:
+    """Geodesics from z0[b] to z1[b] with the chosen solver.
+
+    Args:
+        manifold: a :class:`DecoderManifold`.
+        z0, z1: (d,) or (B, d) endpoints (a single point is broadcast).
+        method: a name in :data:`vaemanifold.SOLVERS` or a solver instance.
+        init: optional B initial curves, for solvers that refine a curve.
+        grid: points of the dense grid on which results are measured.
+        **options: passed to the solver class (see each solver's docstring).
+
+    Returns:
+        a :class:`GeodesicResult`; always check ``converged``.
+    """
+    if not isinstance(manifold, DecoderManifold):
+        raise TypeError(f"manifold must be a DecoderManifold, got {type(manifold).__name__}")
+    z0, z1 = check_endpoints(z0, z1, manifold.latent_dim)
+    device = _device_of(manifold, z0.device)
+    z0, z1 = z0.detach().to(device), z1.detach().to(device)
+    solver = make_solver(method, **options)
+    if init is not None:
+        if not isinstance(init, BasicCurve):
+            raise TypeError(f"init must be a stochman BasicCurve, got {type(init).__name__}")
+        if len(init) != len(z0):
+            raise ValueError(f"init holds {len(init)} curves for {len(z0)} endpoint pairs")
+
+    evaluations = manifold.evaluations
+    start = time.perf_counter()
+    out = solver.solve(manifold, z0, z1, init)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    evaluations = manifold.evaluations - evaluations
+
+    length, energy, change, points = measure(manifold, out.curve, grid)
+    scale = 1 + (z1 - z0).norm(dim=-1)
+    gap = torch.maximum((points[:, 0] - z0).norm(dim=-1), (points[:, -1] - z1).norm(dim=-1))
+    if (gap > ENDPOINT_TOL * scale).any():
+        raise RuntimeError(f"solver {solver.name!r} returned curves whose endpoints miss z0/z1 by {gap.max():.2e}")
+    converged = out.converged.to(device) & torch.isfinite(length)
+    reasons = list(out.reasons) if out.reasons else [None] * len(z0)
+    for b in (~torch.isfinite(length)).nonzero().flatten().tolist():
+        reasons[b] = reasons[b] or "length is not finite"
+    return GeodesicResult(
+        curve=out.curve,
+        length=length,
+        energy=energy,
+        converged=converged,
+        reasons=[None if ok else (r or "not converged") for ok, r in zip(converged.tolist(), reasons)],
+        iterations=out.iterations,
+        seconds=seconds,
+        evaluations=evaluations,
+        method=solver.name,
+        grid=grid,
+        grid_change=change,
+    )
+
+
+def _lengths_or_failure(result: GeodesicResult, on_failure: str) -> torch.Tensor:
+    if bool(result.converged.all()) or on_failure == "keep":
+        return result.length
+    failed = (~result.converged).nonzero().flatten().tolist()
+    if on_failure == "raise":
+        raise RuntimeError(
+            f"{len(failed)} of {len(result)} geodesics did not converge (first: pair {failed[0]}, "
+            f"{result.reasons[failed[0]]}); pass on_failure='nan' or 'keep', or change the solver's options"
+        )
+    return torch.where(result.converged, result.length, torch.full_like(result.length, float("nan")))
+
+
+def distance(
+    manifold: DecoderManifold,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    method: Union[str, GeodesicSolver] = "neural",
+    on_failure: str = "raise",
+    **options,
+) -> torch.Tensor:
+    """Geodesic distances between z0[b] and z1[b]: (B,).
+
+    Args:
+        on_failure: what a pair whose solver did not converge gets: 'raise'
+            (default) an error, 'nan', or 'keep' the length of the unconverged
+            curve (an upper bound on the distance).
+        method, **options: as for :func:`connecting_geodesic`.
+    """
+    check_choice("on_failure", on_failure, FAILURE_POLICIES)
+    result = connecting_geodesic(manifold, z0, z1, method=method, **options)
+    return _lengths_or_failure(result, on_failure)
+
+
+def distance_matrix(
+    manifold: DecoderManifold,
+    Z: torch.Tensor,
+    method: Union[str, GeodesicSolver] = "neural",
+    batch_size: int = 64,
+    on_failure: str = "raise",
+    progress: bool = False,
+    **options,
+) -> torch.Tensor:
+    """Symmetric (N, N) matrix of geodesic distances between the rows of Z (N, d).
+
+    The N(N-1)/2 pairs are solved ``batch_size`` at a time, which bounds memory.
+    ``on_failure``, ``method`` and ``options`` are as for :func:`distance`.
+    """
+    check_choice("on_failure", on_failure, FAILURE_POLICIES)
+    check_points(Z, manifold.latent_dim, "Z")
+    if Z.dim() != 2:
+        raise ValueError(f"Z must be (N, d), got shape {tuple(Z.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    solver = make_solver(method, **options)
+    rows, cols = torch.triu_indices(len(Z), len(Z), offset=1)
+    D = Z.new_zeros(len(Z), len(Z))
+    chunks = range(0, len(rows), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        chunks = tqdm(chunks, desc=f"distances ({solver.name})", unit="batch")
+    for start in chunks:
+        i, j = rows[start : start + batch_size], cols[start : start + batch_size]
+        result = connecting_geodesic(manifold, Z[i], Z[j], method=solver)
+        lengths = _lengths_or_failure(result, on_failure).to(D)
+        D[i, j] = lengths
+        D[j, i] = lengths
+    return D

@@ -1,0 +1,275 @@
+"""The latent space of a decoder as a stochman ``EmbeddedManifold``.
+
+A decoder with mean mu(z) and standard deviation sigma(z) embeds the latent
+space in data space by f(z) = concat(mu(z), sigma(z)). The pull-back of the
+Euclidean metric through f is the *expected* metric of Arvanitidis et al. (2017):
+
+    M(z) = J_mu(z)^T J_mu(z) + J_sigma(z)^T J_sigma(z).
+
+All derivatives use torch.func forward mode: a Jacobian is d JVPs (vmapped),
+a curve's velocity in data space is one JVP, and the geodesic equation's
+Christoffel term is one nested JVP. Any row-wise callable or ``nn.Module``
+works as mean or std; stochman's ``nnj`` layers are not needed.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Callable, Iterator, Optional, Union
+
+import torch
+from stochman.curves import BasicCurve
+from stochman.manifold import EmbeddedManifold
+from stochman.utils import tensor_reduction
+from torch import nn
+from torch.func import jvp, vmap
+
+from ._checks import check_points
+
+DecoderMap = Callable[[torch.Tensor], torch.Tensor]
+CurveLike = Union[torch.Tensor, BasicCurve]
+
+#: Points on which a BasicCurve is evaluated by curve_length / curve_energy.
+DEFAULT_GRID = 256
+
+
+def _infer_latent_dim(mean: DecoderMap) -> Optional[int]:
+    """The input size of the first ``nn.Linear`` in ``mean``, if it has one."""
+    if isinstance(mean, nn.Module):
+        for module in mean.modules():
+            if isinstance(module, nn.Linear):
+                return module.in_features
+    return None
+
+
+class DecoderManifold(EmbeddedManifold, nn.Module):
+    """Latent space of a decoder with the expected pull-back metric.
+
+    Args:
+        mean: decoder mean, a row-wise map (..., d) -> (..., D_mu).
+        std: optional decoder standard deviation, (..., d) -> (..., D_sigma).
+            Without it the metric is J_mu^T J_mu.
+        latents: optional (N, d) latent codes of the training data, used by
+            the graph solver and by plots.
+        latent_dim: d; inferred from ``latents`` or the first ``nn.Linear`` of
+            ``mean`` when omitted.
+
+    ``evaluations`` counts the latent points at which the decoder (or one of
+    its JVPs) has been evaluated, for benchmarks; reset it freely.
+    """
+
+    def __init__(
+        self,
+        mean: DecoderMap,
+        std: Optional[DecoderMap] = None,
+        latents: Optional[torch.Tensor] = None,
+        latent_dim: Optional[int] = None,
+    ) -> None:
+        nn.Module.__init__(self)
+        if not callable(mean):
+            raise TypeError(f"mean must be callable, got {type(mean).__name__}")
+        if std is not None and not callable(std):
+            raise TypeError(f"std must be callable or None, got {type(std).__name__}")
+        self.mean = mean
+        self.std = std
+        if latent_dim is None:
+            latent_dim = latents.shape[-1] if isinstance(latents, torch.Tensor) else _infer_latent_dim(mean)
+        if latent_dim is None:
+            raise ValueError("cannot infer the latent dimension from mean; pass latent_dim=")
+        self.latent_dim = int(latent_dim)
+        if latents is not None:
+            check_points(latents, self.latent_dim, "latents")
+            if latents.dim() != 2:
+                raise ValueError(f"latents must be (N, d), got shape {tuple(latents.shape)}")
+            latents = latents.detach()
+        self.register_buffer("latents", latents)
+        self.evaluations = 0
+
+    @contextmanager
+    def frozen(self) -> Iterator["DecoderManifold"]:
+        """Within the block the decoder's parameters need no gradient (restored after).
+
+        Solvers optimise curves, not the decoder: this saves the backward pass
+        into the decoder's weights and leaves the caller's ``.grad`` untouched.
+        """
+        flags = [(p, p.requires_grad) for p in self.parameters()]
+        try:
+            for p, _ in flags:
+                p.requires_grad_(False)
+            yield self
+        finally:
+            for p, flag in flags:
+                p.requires_grad_(flag)
+
+    # ----------------------------------------------------------------- embedding
+    def _f(self, z: torch.Tensor) -> torch.Tensor:
+        """f(z) = concat(mean(z), std(z)): (..., d) -> (..., D)."""
+        mu = self.mean(z)
+        return mu if self.std is None else torch.cat([mu, self.std(z)], dim=-1)
+
+    def _count(self, points: torch.Tensor, passes: int = 1) -> None:
+        self.evaluations += passes * (points.numel() // self.latent_dim)
+
+    def embed(self, points: torch.Tensor, jacobian: bool = False):
+        """Embed latent points in data space (stochman's contract).
+
+        Args:
+            points: (..., d), typically (N, d) or (B, N, d).
+            jacobian: also return the Jacobian of the embedding.
+
+        Returns:
+            (..., D) embedded points; with ``jacobian=True`` a tuple of those
+            and the (..., D, d) Jacobian.
+        """
+        check_points(points, self.latent_dim)
+        if not jacobian:
+            self._count(points)
+            return self._f(points)
+        self._count(points, 1 + self.latent_dim)
+        basis = torch.eye(self.latent_dim, dtype=points.dtype, device=points.device)
+
+        def directional(v: torch.Tensor) -> torch.Tensor:
+            return jvp(self._f, (points,), (v.expand_as(points),))[1]
+
+        J = vmap(directional, out_dims=-1)(basis)  # (..., D, d)
+        return self._f(points), J
+
+    def velocity(self, points: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
+        """J_f(z) v, the data-space velocity of tangent vectors: one forward-mode JVP.
+
+        Args:
+            points: (..., d) base points.
+            tangents: (..., d) tangent vectors, same shape.
+
+        Returns:
+            (..., D); its squared norm is the metric inner product v^T M(z) v.
+        """
+        check_points(points, self.latent_dim)
+        if tangents.shape != points.shape:
+            raise ValueError(f"tangents {tuple(tangents.shape)} and points {tuple(points.shape)} differ in shape")
+        self._count(points)
+        return jvp(self._f, (points,), (tangents,))[1]
+
+    # -------------------------------------------------------------------- metric
+    def metric(self, points: torch.Tensor, chunk_size: int = 4096) -> torch.Tensor:
+        """The expected metric M(z) = J^T J.
+
+        Args:
+            points: (N, d) (any leading shape is accepted).
+            chunk_size: points per Jacobian evaluation (bounds memory: the
+                Jacobian chunk holds chunk_size * D * d numbers).
+
+        Returns:
+            (N, d, d) symmetric positive semi-definite matrices.
+        """
+        check_points(points, self.latent_dim)
+        flat = points.reshape(-1, self.latent_dim)
+        chunks = []
+        for part in flat.split(chunk_size):
+            _, J = self.embed(part, jacobian=True)
+            chunks.append(J.transpose(-1, -2) @ J)
+        M = torch.cat(chunks) if chunks else flat.new_zeros(0, self.latent_dim, self.latent_dim)
+        return M.reshape(*points.shape[:-1], self.latent_dim, self.latent_dim)
+
+    def inner(self, base: torch.Tensor, u: torch.Tensor, v: torch.Tensor, return_metric: bool = False):
+        """<u, v>_M(base) for (N, d) tensors; optionally also the (N, d, d) metric."""
+        M = self.metric(base)
+        dot = torch.einsum("...i,...ij,...j->...", u, M, v)
+        return (dot, M) if return_metric else dot
+
+    def log_magnification(self, points: torch.Tensor, chunk_size: int = 4096) -> torch.Tensor:
+        """log sqrt(det M(z)), the log magnification factor: (N, d) -> (N,)."""
+        return 0.5 * torch.linalg.slogdet(self.metric(points, chunk_size)).logabsdet
+
+    # -------------------------------------------------------------------- curves
+    def _as_points(self, curve: CurveLike, grid: int) -> torch.Tensor:
+        """A curve as (B, N, d) points; BasicCurves are sampled on ``grid`` points."""
+        if isinstance(curve, BasicCurve):
+            t = torch.linspace(0, 1, grid, dtype=curve.begin.dtype, device=curve.begin.device)
+            points = curve(t)
+        elif isinstance(curve, torch.Tensor):
+            points = curve
+        else:
+            raise TypeError(f"curve must be a tensor or a stochman BasicCurve, got {type(curve).__name__}")
+        check_points(points, self.latent_dim, "curve")
+        if points.dim() == 2:
+            points = points.unsqueeze(0)  # never in place: the caller's tensor stays as it is
+        if points.dim() != 3 or points.shape[1] < 2:
+            raise ValueError(f"a curve must be (N, d) or (B, N, d) with N >= 2, got {tuple(points.shape)}")
+        return points
+
+    def curve_energy(
+        self, curve: CurveLike, reduction: Optional[str] = "sum", grid: int = DEFAULT_GRID
+    ) -> torch.Tensor:
+        """Discrete energy int ||d/dt f(c(t))||^2 dt of curves on [0, 1].
+
+        Args:
+            curve: (N, d) or (B, N, d) points at equally spaced t, or a BasicCurve
+                (then sampled at ``grid`` points).
+            reduction: 'sum' (stochman's default), 'mean', or 'none'/None for (B,).
+
+        Finite differences in data space, (N-1) * sum ||f(c_{i+1}) - f(c_i)||^2,
+        so energy >= length^2 with equality at constant speed.
+        """
+        points = self._as_points(curve, grid)
+        emb = self.embed(points)
+        energy = (emb.diff(dim=1) ** 2).sum(dim=(1, 2)) * (points.shape[1] - 1)
+        return tensor_reduction(energy, reduction)
+
+    def curve_length(self, curve: CurveLike, grid: int = DEFAULT_GRID) -> torch.Tensor:
+        """Length of curves: the data-space polyline through f(c(t_i)).
+
+        Args:
+            curve: (N, d) or (B, N, d) points, or a BasicCurve (sampled at ``grid`` points).
+
+        Returns:
+            (B,) lengths (B = 1 for a single curve).
+        """
+        points = self._as_points(curve, grid)
+        return self.embed(points).diff(dim=1).norm(dim=-1).sum(dim=1)
+
+    # ---------------------------------------------------------------- geodesics
+    def geodesic_system(self, c: torch.Tensor, dc: torch.Tensor) -> torch.Tensor:
+        """Geodesic equation c'' = -M^{-1} J^T D^2f(c)[c', c'] (differentiable).
+
+        For a pull-back metric the Christoffel term is J^T times the second
+        directional derivative of f along c'; it is computed by a nested JVP.
+        Replaces stochman's version, which calls the removed ``torch.solve``.
+
+        Args:
+            c: (N, d) positions.
+            dc: (N, d) velocities.
+
+        Returns:
+            (N, d) accelerations.
+        """
+        check_points(c, self.latent_dim, "c")
+        if dc.shape != c.shape:
+            raise ValueError(f"dc {tuple(dc.shape)} and c {tuple(c.shape)} differ in shape")
+
+        def along(z: torch.Tensor) -> torch.Tensor:
+            return jvp(self._f, (z,), (dc,))[1]
+
+        self._count(c, 2 + self.latent_dim)
+        _, second = jvp(along, (c,), (dc,))  # (N, D): d^2/dt^2 f along c'
+        _, J = self.embed(c, jacobian=True)  # (N, D, d)
+        rhs = -(J.transpose(-1, -2) @ second.unsqueeze(-1))
+        return torch.linalg.solve(J.transpose(-1, -2) @ J, rhs).squeeze(-1)
+
+    def connecting_geodesic(
+        self,
+        p0: torch.Tensor,
+        p1: torch.Tensor,
+        init_curve: Optional[BasicCurve] = None,
+        method: object = "neural",
+        **options,
+    ) -> tuple[BasicCurve, bool]:
+        """stochman's contract: ``(curve, success)`` for the geodesics from p0 to p1.
+
+        ``success`` is True only when every pair converged; use
+        :func:`vaemanifold.connecting_geodesic` for per-pair results.
+        """
+        from .geodesic import connecting_geodesic
+
+        result = connecting_geodesic(self, p0, p1, method=method, init=init_curve, **options)
+        return result.curve, bool(result.converged.all())

@@ -1,0 +1,42 @@
+"""Geodesic solvers and their registry (torchdiffeq's ``method=`` pattern).
+
+``SOLVERS`` maps a method name to a solver class; options given to
+:func:`vaemanifold.connecting_geodesic` go to that class's constructor.
+Register your own with :func:`register`.
+"""
+
+from __future__ import annotations
+
+from .base import GeodesicSolver, SolverOutput
+from .linear import LinearSolver
+from .neural import NeuralSolver
+from .spline import SplineSolver
+
+SOLVERS: dict[str, type[GeodesicSolver]] = {}
+
+
+def register(cls: type[GeodesicSolver]) -> type[GeodesicSolver]:
+    """Add a solver class to ``SOLVERS`` under its ``name`` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, GeodesicSolver)):
+        raise TypeError(f"{cls!r} is not a GeodesicSolver subclass")
+    if not isinstance(getattr(cls, "name", None), str):
+        raise ValueError(f"{cls.__name__} needs a class attribute `name`")
+    SOLVERS[cls.name] = cls
+    return cls
+
+
+def make_solver(method: "str | GeodesicSolver", **options) -> GeodesicSolver:
+    """A solver instance from a name in ``SOLVERS`` (with options) or an instance (as is)."""
+    if isinstance(method, GeodesicSolver):
+        if options:
+            raise ValueError(f"options {sorted(options)} cannot be applied to a solver instance; set them on it")
+        return method
+    if method not in SOLVERS:
+        raise ValueError(f"unknown method {method!r}; valid: {', '.join(sorted(SOLVERS))}")
+    return SOLVERS[method](**options)
+
+
+for _cls in (LinearSolver, NeuralSolver, SplineSolver):
+    register(_cls)
+
+__all__ = ["SOLVERS", "GeodesicSolver", "SolverOutput", "make_solver", "register"]
