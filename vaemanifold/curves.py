@@ -3,6 +3,8 @@
 * :class:`NeuralCurve` -- g(t) = (1-t) z0 + t z1 + t(1-t) psi(t), psi a smooth MLP.
 * :class:`SplineCurve` -- stochman's ``CubicSpline`` with a truly C2 basis,
   evaluation vectorised over pairs, and an exact least-squares ``fit``.
+* :class:`HermiteCurve` -- piece-wise cubic Hermite curves on per-pair knots
+  (the exact form of a ``scipy.integrate.solve_bvp`` solution).
 
 Shapes follow stochman: ``forward(t)`` takes t of shape (N,) or (B, N) and
 returns (B, N, d), squeezed to (N, d) for a single curve and 1-D t;
@@ -269,3 +271,87 @@ class SplineCurve(CubicSpline):
             solution = torch.linalg.lstsq(A, x - line).solution  # (B, P, d)
             self.params.copy_(solution)
             return ((A @ solution + line - x) ** 2).mean()
+
+
+def _gather_knots(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """a (B, K, d) at knot indices idx (B, N) -> (B, N, d)."""
+    return a.gather(1, idx.unsqueeze(-1).expand(-1, -1, a.shape[-1]))
+
+
+class HermiteCurve(BasicCurve):
+    """Piece-wise cubic Hermite curves from values and slopes at knots, one knot set per pair.
+
+    This is the form in which ``scipy.integrate.solve_bvp`` returns its solution
+    (a C1 cubic spline through the mesh values with the mesh derivatives), so a
+    BVP solution is represented exactly, on its own non-uniform mesh.
+
+    Args:
+        knots: (B, K) increasing times per pair, from 0 to 1. Pairs with fewer
+            knots are padded at the end by repeating their last knot (value, slope).
+        values: (B, K, d) curve points at the knots.
+        slopes: (B, K, d) derivatives in t at the knots.
+        counts: optional (B,) number of real knots per pair (default K for all).
+    """
+
+    def __init__(
+        self,
+        knots: torch.Tensor,
+        values: torch.Tensor,
+        slopes: torch.Tensor,
+        counts: Optional[torch.Tensor] = None,
+    ) -> None:
+        if values.dim() != 3 or slopes.shape != values.shape or knots.shape != values.shape[:2]:
+            raise ValueError(
+                f"need knots (B, K), values and slopes (B, K, d); got {tuple(knots.shape)}, "
+                f"{tuple(values.shape)}, {tuple(slopes.shape)}"
+            )
+        if values.shape[1] < 2:
+            raise ValueError(f"a Hermite curve needs at least 2 knots, got {values.shape[1]}")
+        if counts is None:
+            counts = torch.full((values.shape[0],), values.shape[1], dtype=torch.long)
+        counts = counts.to(device=values.device, dtype=torch.long)
+        if bool((counts < 2).any()) or bool((counts > values.shape[1]).any()):
+            raise ValueError(f"counts must lie in [2, {values.shape[1]}]")
+        last = (counts - 1).view(-1, 1, 1).expand(-1, 1, values.shape[2])
+        end = values.gather(1, last).squeeze(1)
+        super().__init__(values[:, 0], end, values.shape[1], False, knots, values, slopes, counts)
+
+    def _init_params(self, knots, values, slopes, counts) -> None:
+        self.register_buffer("knots", knots.detach().to(values).contiguous())
+        self.register_buffer("values", values.detach().clone())
+        self.register_buffer("slopes", slopes.detach().to(values).clone())
+        self.register_buffer("counts", counts)
+
+    @property
+    def device(self) -> torch.device:
+        return self.values.device
+
+    def _locate(self, t: torch.Tensor):
+        """Interval data for times t (B, N): left/right values and slopes, width h, local s in [0, 1]."""
+        idx = torch.searchsorted(self.knots, t.contiguous(), right=True) - 1
+        idx = torch.minimum(idx.clamp_min(0), (self.counts - 2).unsqueeze(1))
+        t0, t1 = self.knots.gather(1, idx), self.knots.gather(1, idx + 1)
+        h = (t1 - t0).unsqueeze(-1)
+        s = ((t - t0).unsqueeze(-1)) / h
+        p0, p1 = _gather_knots(self.values, idx), _gather_knots(self.values, idx + 1)
+        return p0, p1, _gather_knots(self.slopes, idx), _gather_knots(self.slopes, idx + 1), h, s
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        tt, one_d = _as_batched_times(t, len(self), self.values)
+        p0, p1, m0, m1, h, s = self._locate(tt)
+        s2, s3 = s * s, s * s * s
+        c = (2 * s3 - 3 * s2 + 1) * p0 + (s3 - 2 * s2 + s) * h * m0 + (3 * s2 - 2 * s3) * p1 + (s3 - s2) * h * m1
+        return c.squeeze(0) if one_d and len(self) == 1 else c
+
+    def deriv(self, t: torch.Tensor) -> torch.Tensor:
+        """Exact derivative in t: (B, N, d) for t of shape (N,) or (B, N)."""
+        tt, _ = _as_batched_times(t, len(self), self.values)
+        p0, p1, m0, m1, h, s = self._locate(tt)
+        s2 = s * s
+        return (6 * s2 - 6 * s) * (p0 - p1) / h + (3 * s2 - 4 * s + 1) * m0 + (3 * s2 - 2 * s) * m1
+
+    def __getitem__(self, indices) -> "HermiteCurve":
+        knots, values, slopes, counts = (a[indices] for a in (self.knots, self.values, self.slopes, self.counts))
+        if values.dim() == 2:
+            knots, values, slopes, counts = knots[None], values[None], slopes[None], counts.view(1)
+        return HermiteCurve(knots, values, slopes, counts)
