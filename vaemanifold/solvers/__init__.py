@@ -8,8 +8,10 @@ Register your own with :func:`register`.
 from __future__ import annotations
 
 from .base import GeodesicSolver, SolverOutput
+from .graph import GraphSolver
 from .linear import LinearSolver
 from .neural import NeuralSolver
+from .ode import ODESolver
 from .spline import SplineSolver
 
 SOLVERS: dict[str, type[GeodesicSolver]] = {}
@@ -36,7 +38,7 @@ def make_solver(method: "str | GeodesicSolver", **options) -> GeodesicSolver:
     return SOLVERS[method](**options)
 
 
-for _cls in (LinearSolver, NeuralSolver, SplineSolver):
+for _cls in (LinearSolver, NeuralSolver, SplineSolver, ODESolver, GraphSolver):
     register(_cls)
 
 __all__ = ["SOLVERS", "GeodesicSolver", "SolverOutput", "make_solver", "register"]
