@@ -1,0 +1,195 @@
+"""The solver benchmark: statistics from hand-made records, best-known, stochman baseline, JSON, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from stochman.curves import CubicSpline
+
+import vaemanifold as vm
+from vaemanifold import analytic
+from vaemanifold.cli import main
+from vaemanifold.evaluation import benchmark as bm
+from vaemanifold.evaluation import problems as pb
+from vaemanifold.evaluation import report
+from vaemanifold.evaluation.pairs import draw_pairs
+
+D64 = torch.float64
+
+
+def hand_run(label, lengths, converged=None, seconds=1.0, reasons=None):
+    """A SolverRun with given per-pair lengths (no solver behind it)."""
+    length = torch.tensor(lengths, dtype=D64)
+    converged = torch.ones(len(length), dtype=torch.bool) if converged is None else torch.tensor(converged)
+    if reasons is None:
+        reasons = [None if ok else f"{label} failed on pair {b}" for b, ok in enumerate(converged.tolist())]
+    return bm.SolverRun(
+        label=label,
+        solver=label,
+        budget={},
+        length=length,
+        energy=length**2,
+        grid_change=torch.zeros_like(length),
+        converged=converged,
+        reasons=reasons,
+        seconds=seconds,
+        iterations=7,
+        evaluations=100,
+    )
+
+
+def test_summary_statistics_from_hand_made_records():
+    best = torch.ones(5, dtype=D64) * 2
+    run = hand_run("a", [2.0, 2.01, 2.04, 2.2, 4.0], converged=[True, True, False, True, False], seconds=10.0)
+    row = bm.summarize(run, best)
+    ratios = np.array([1.0, 1.005, 1.02, 1.1, 2.0])
+    assert row["median_length_ratio"] == pytest.approx(1.02)
+    assert row["p90_length_ratio"] == pytest.approx(np.percentile(ratios, 90))
+    assert row["p90_length_ratio"] == pytest.approx(1.1 + 0.6 * 0.9)  # linear interpolation, by hand
+    assert row["frac_within_1pct"] == pytest.approx(2 / 5)
+    assert row["median_seconds_per_pair"] == pytest.approx(2.0)
+    assert row["failures"] == 2
+    assert row["failure_example"] == "a failed on pair 2"
+    assert row["evaluations_per_pair"] == pytest.approx(20.0)
+
+
+def test_non_finite_lengths_are_left_out_of_ratios_but_not_within():
+    best = torch.ones(4, dtype=D64)
+    run = hand_run("a", [1.0, float("nan"), 1.5, float("inf")], converged=[True, False, True, False])
+    stats = bm.ratio_statistics(run.length / best)
+    assert stats["median_length_ratio"] == pytest.approx(1.25)
+    assert stats["frac_within_1pct"] == pytest.approx(1 / 4)
+    truth = torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=D64)
+    row = bm.summarize(run, best, truth)
+    assert row["median_error_vs_truth"] == pytest.approx(0.25)
+    assert row["max_error_vs_truth"] == pytest.approx(0.5)
+    assert row["failures"] == 2
+
+
+def test_best_known_is_the_minimum_over_methods():
+    runs = [
+        hand_run("a", [3.0, 1.0, float("nan"), 5.0]),
+        hand_run("b", [2.0, 4.0, 2.5, float("nan")]),
+        hand_run("c", [2.5, 1.5, 3.0, 6.0]),
+    ]
+    best, source = bm.best_known(runs)
+    assert torch.equal(best, torch.tensor([2.0, 1.0, 2.5, 5.0], dtype=D64))
+    assert source == ["b", "a", "b", "a"]
+    nothing, label = bm.best_known([hand_run("a", [float("nan")])])
+    assert torch.isnan(nothing).all() and label == [None]
+    with pytest.raises(ValueError, match="at least one run"):
+        bm.best_known([])
+
+
+def test_best_known_includes_ladder_runs_and_ratios_use_it():
+    problem = pb.sphere_problem(pairs=3)
+    head = [hand_run("a", [2.0, 2.0, 2.0]), hand_run("b", [3.0, 1.0, 2.5])]
+    ladder = {"a": [hand_run("a@x=1", [1.0, 4.0, 4.0]), head[0]]}
+    result = bm.BenchmarkResult(problem, head, ladder)
+    best, source = result.best()
+    assert torch.equal(best, torch.tensor([1.0, 1.0, 2.0], dtype=D64))
+    assert source == ["a@x=1", "b", "a"]
+    rows = {r["solver"]: r for r in result.summary()}
+    assert rows["a"]["median_length_ratio"] == pytest.approx(2.0)
+    assert rows["b"]["median_length_ratio"] == pytest.approx(1.25)
+    ratios = [r["length_ratio"] for r in result.records() if r["solver"] == "b"]
+    assert ratios == pytest.approx([3.0, 1.0, 1.25])
+    assert [s["label"] for s in result.time_to_quality()["a"]] == ["a@x=1", "a"]
+
+
+def test_stochman_baseline_runs_and_is_measured_on_the_common_grid():
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(3, seed=2)
+    grid = 300
+    run = bm.run_stochman(M, z0, z1, grid=grid)
+    assert isinstance(run.curve, CubicSpline)
+    assert 1 <= run.iterations <= bm.STOCHMAN_ITERATIONS
+    assert run.evaluations == run.iterations * 3 * bm.STOCHMAN_GRID
+    # the length is the data-space polyline on `grid` equally spaced times, computed here by hand
+    t = torch.linspace(0, 1, grid, dtype=D64)
+    with torch.no_grad():
+        points = analytic.sphere_chart(run.curve(t).reshape(3, grid, 2))
+    by_hand = points.diff(dim=1).norm(dim=-1).sum(dim=1)
+    torch.testing.assert_close(run.length, by_hand)
+    truth = analytic.great_circle_distance(z0, z1)
+    # no curve is shorter than the great circle, up to the chords' deficit L^2 / (24 N^2) < 1e-5
+    assert (run.length >= truth * (1 - 1e-5)).all()
+    torch.testing.assert_close(run.length, truth, rtol=1e-3, atol=0)
+    assert run.converged.dtype == torch.bool and len(set(run.converged.tolist())) == 1  # all-or-nothing
+    for ok, reason in zip(run.converged.tolist(), run.reasons):
+        assert (reason is None) == ok
+
+
+def test_run_solver_matches_connecting_geodesic():
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(2, seed=3)
+    run = bm.run_solver(M, z0, z1, "spline", {"iterations": 50}, grid=128)
+    direct = vm.connecting_geodesic(M, z0, z1, method="spline", iterations=50, grid=128)
+    torch.testing.assert_close(run.length, direct.length)
+    assert run.iterations == direct.iterations and run.setup_seconds > 0
+    with pytest.raises(ValueError, match="unknown solver"):
+        bm.run_solver(M, z0, z1, "nope", {})
+    with pytest.raises(ValueError, match="repeats"):
+        bm.run_solver(M, z0, z1, "graph", {"k": 3}, extra={"k": 4})
+
+
+def test_run_benchmark_json_has_the_documented_keys():
+    problem = pb.sphere_problem(pairs=2, seed=1)
+    budgets = {"linear": {}, bm.STOCHMAN: {"max_iter": 5}}
+    ladders = {bm.STOCHMAN: ("max_iter", (2, 5))}
+    result = bm.run_benchmark(problem, budgets, ladders, reference=())
+    # the ladder step equal to the budget reuses the head-to-head run
+    assert result.ladders[bm.STOCHMAN][1] is result.runs[1]
+    settings = report.settings(bm.MEASURE_GRID, 2, 1, True, "cpu", budgets, ladders, ())
+    document = json.loads(json.dumps(report.to_json([result], settings), allow_nan=False))
+    assert set(report.SETTINGS_KEYS) <= set(document["settings"])
+    assert document["settings"]["threads"] == torch.get_num_threads()
+    model = document["models"][0]
+    assert len(model["summary"]) == 2
+    for row in model["summary"]:
+        assert set(report.SUMMARY_KEYS) <= set(row)
+        assert "median_error_vs_truth" in row  # the sphere has a truth
+    assert len(model["records"]) == 2 * 2
+    for record in model["records"]:
+        assert set(report.RECORD_KEYS) <= set(record)
+    best = torch.tensor(model["best_known"], dtype=D64)
+    lengths = torch.tensor([[r["length"] for r in model["records"] if r["solver"] == s] for s in ("linear", "stochman")], dtype=D64)
+    assert (best <= lengths.min(dim=0).values + 1e-15).all()
+    assert set(model["time_to_quality"]) == {"linear", bm.STOCHMAN}
+    assert "| linear |" in report.markdown(document)
+    with pytest.raises(ValueError, match="unknown methods"):
+        bm.run_benchmark(problem, {"nope": {}})
+
+
+def test_default_budgets_cover_every_registered_solver():
+    assert set(bm.default_budgets()) == set(vm.SOLVERS) | {bm.STOCHMAN}
+
+
+def test_draw_pairs_is_seeded_and_splits_same_and_cross_class():
+    labels = torch.tensor([0, 0, 1, 1, 1, 2, 2, 3])
+    pairs = draw_pairs(labels, 7, seed=4)
+    again = draw_pairs(labels, 7, seed=4)
+    assert torch.equal(pairs.first, again.first) and torch.equal(pairs.second, again.second)
+    assert pairs.same_class.tolist() == [True] * 4 + [False] * 3
+    assert torch.equal(pairs.same_class, labels[pairs.first] == labels[pairs.second])
+    assert (pairs.first != pairs.second).all()
+    with pytest.raises(ValueError, match="cross-class"):
+        draw_pairs(torch.zeros(5, dtype=torch.long), 2)
+    with pytest.raises(ValueError, match="same-class"):
+        draw_pairs(torch.arange(5), 2)
+
+
+def test_cli_analytic_writes_the_three_files(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--analytic", "--quick", "--pairs", "2", "--methods", "linear,stochman",
+            "--no-reference", "--out", str(out)]
+    assert main(argv) == 0
+    for name in ("benchmark.json", "benchmark.md", "time_to_quality.png"):
+        assert (out / name).stat().st_size > 0
+    document = json.loads((out / "benchmark.json").read_text())
+    assert [m["name"] for m in document["models"]] == ["sphere", "mlp-d2", "mlp-d8"]
+    assert document["settings"]["pairs"] == 2
+    assert "## mlp-d8" in (out / "benchmark.md").read_text()
+    assert main(["benchmark", "--analytic", "--methods", "nope", "--out", str(out)]) == 2
+    assert "unknown methods" in capsys.readouterr().err

@@ -1,0 +1,109 @@
+"""`vaemanifold benchmark`: every geodesic solver head to head, one table per decoder.
+
+Writes benchmark.json (schema: :mod:`vaemanifold.evaluation.report`),
+benchmark.md and time_to_quality.png under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from ..evaluation import benchmark as bm
+from ..evaluation import problems as pb
+from ..evaluation import report
+from ..geodesic import MEASURE_GRID
+from ..solvers import SOLVERS
+
+NAME = "benchmark"
+HELP = (
+    "Benchmark every registered geodesic solver and stochman's stock one on the same pairs: "
+    "length ratio to the best known, seconds per pair, failures, time to quality."
+)
+#: Default pairs per decoder: analytic (issue-2 table), trained models, trained models with --quick.
+ANALYTIC_PAIRS, MODEL_PAIRS, QUICK_PAIRS = 16, 32, 8
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--analytic",
+        action="store_true",
+        help="no training: the sphere chart (vs great circles) and random tanh-MLP decoders with d=2 and d=8",
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller budgets, ladders and reference; fewer pairs")
+    parser.add_argument("--pairs", type=int, default=None, help=f"pairs per decoder (default {ANALYTIC_PAIRS} analytic)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
+    parser.add_argument("--out", default="runs/benchmark", help="output folder (default runs/benchmark)")
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help=f"comma-separated subset of the registered solvers and '{bm.STOCHMAN}' (default: all of them)",
+    )
+    parser.add_argument("--grid", type=int, default=MEASURE_GRID, help=f"dense measuring grid (default {MEASURE_GRID})")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--no-ladders", action="store_true", help="skip the time-to-quality ladders")
+    parser.add_argument("--no-reference", action="store_true", help="skip the long-budget reference runs")
+
+
+def _budgets(args: argparse.Namespace) -> dict[str, dict]:
+    budgets = bm.default_budgets(args.quick)
+    if args.methods is None:
+        return budgets
+    names = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in names if m not in budgets]
+    if unknown or not names:
+        raise ValueError(f"unknown methods {unknown or args.methods!r}; valid: {', '.join([*SOLVERS, bm.STOCHMAN])}")
+    return {m: budgets[m] for m in names}
+
+
+def _problems(args: argparse.Namespace) -> list[pb.Problem]:
+    if args.analytic:
+        return pb.analytic_problems(args.pairs or ANALYTIC_PAIRS, args.seed)
+    raise ValueError("pass --analytic (trained-model benchmarks are not available yet)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.pairs is not None and args.pairs < 1:
+        raise ValueError(f"--pairs must be >= 1, got {args.pairs}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    budgets = _budgets(args)
+    ladders = {} if args.no_ladders else (bm.QUICK_LADDERS if args.quick else bm.LADDERS)
+    reference = () if args.no_reference else (bm.QUICK_REFERENCE_STEPS if args.quick else bm.REFERENCE_STEPS)
+    problems = _problems(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = [
+        bm.run_benchmark(p, budgets, ladders, reference, args.grid, log=lambda line: print(line, flush=True))
+        for p in problems
+    ]
+    device = str(bm.device_of(problems[0].manifold)) if problems else "cpu"
+    ladders = {k: v for k, v in ladders.items() if k in budgets}
+    settings = report.settings(
+        args.grid,
+        problems[0].pairs,
+        args.seed,
+        args.quick,
+        device,
+        budgets,
+        ladders,
+        reference,
+        arguments={k: v for k, v in vars(args).items() if k not in ("run", "command")},
+        seconds=time.perf_counter() - start,
+    )
+    document = report.to_json(results, settings)
+    report.write_json(document, out / "benchmark.json")
+    text = report.markdown(document)
+    (out / "benchmark.md").write_text(text)
+    report.plot_time_to_quality(document, out / "time_to_quality.png")
+    print(text)
+    print(f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}, {out / 'time_to_quality.png'} "
+          f"in {time.perf_counter() - start:.1f} s ({torch.get_num_threads()} threads)")
+    return 0

@@ -1,0 +1,1 @@
+"""Evaluation: the head-to-head solver benchmark and its problems and reports."""

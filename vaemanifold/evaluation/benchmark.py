@@ -1,0 +1,526 @@
+"""Head-to-head benchmark of geodesic solvers on one decoder (issue #4).
+
+Every solver registered in :data:`vaemanifold.SOLVERS` (so a newly registered
+one is benchmarked automatically), stochman's stock
+``Manifold.connecting_geodesic`` and a long-budget reference connect the same
+B endpoint pairs. Each run is batched over the pairs, after a warm-up call on
+the first pair (its time is kept as ``setup_seconds``: it includes one-off
+work such as building the graph solver's k-NN graph, which the timed call
+then reuses from the solver's cache). Every curve is measured on one common
+dense grid (:func:`vaemanifold.geodesic.measure`; ``grid_change`` shows how
+much doubling that grid changes a length).
+
+Quality is the *length ratio*: a curve's dense length over the best known
+length of its pair, the shortest dense length any run found (head-to-head,
+reference or time-to-quality run; every curve's length is an upper bound on
+the distance, converged or not). Ratios of non-finite lengths are left out of
+the median and 90th percentile (numpy's linear interpolation) and count as
+not within 1%; every unconverged pair counts as a failure.
+
+Time-to-quality: each solver with a budget ladder (:data:`LADDERS`) is run at
+growing budgets; each step gives (median seconds per pair, median length
+ratio). A solver without a ladder contributes its head-to-head run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from stochman.curves import BasicCurve, CubicSpline
+from stochman.geodesic import geodesic_minimizing_energy
+from stochman.manifold import EmbeddedManifold
+
+from ..geodesic import MEASURE_GRID, _device_of, connecting_geodesic, measure
+from ..manifold import DecoderManifold
+from ..solvers import SOLVERS
+from .problems import Problem
+
+#: Label of stochman's stock connecting_geodesic (a pseudo-solver in budgets and ladders).
+STOCHMAN = "stochman"
+#: Prefix of the reference runs' labels.
+REFERENCE = "reference"
+#: A pair whose length is within this factor of the best known counts as "within 1%".
+WITHIN = 1.01
+_STOCK = inspect.signature(geodesic_minimizing_energy).parameters
+#: stochman's hard-coded energy grid and iteration cap (read from its signature).
+STOCHMAN_GRID = int(_STOCK["eval_grid"].default)
+STOCHMAN_ITERATIONS = int(_STOCK["max_iter"].default)
+
+#: Declared budget (constructor options) per solver in the head-to-head table.
+#: A registered solver that is not listed runs with its constructor's defaults.
+#: stochman's only budget is ``max_iter`` (None: connecting_geodesic as shipped).
+BUDGETS: dict[str, dict] = {
+    "linear": {},
+    "neural": {"iterations": 1000},
+    "spline": {"iterations": 1000},
+    "ode": {"tol": 1e-6, "max_nodes": 1000},
+    "graph": {"k": 10},
+    STOCHMAN: {"max_iter": None},
+}
+QUICK_BUDGETS: dict[str, dict] = {
+    "linear": {},
+    "neural": {"iterations": 300},
+    "spline": {"iterations": 300},
+    "ode": {"tol": 1e-4, "max_nodes": 500},
+    "graph": {"k": 10},
+    STOCHMAN: {"max_iter": None},
+}
+#: Time-to-quality ladders: solver -> (the option that grows, its values).
+LADDERS: dict[str, tuple[str, tuple]] = {
+    "neural": ("iterations", (25, 100, 250, 1000, 2500)),
+    "spline": ("iterations", (25, 100, 250, 1000, 2500)),
+    "ode": ("tol", (1e-1, 1e-2, 1e-4, 1e-6)),
+    "graph": ("k", (5, 10, 20, 40)),
+    STOCHMAN: ("max_iter", (25, 50, 100, 150, 300, 600)),
+}
+QUICK_LADDERS: dict[str, tuple[str, tuple]] = {
+    "neural": ("iterations", (25, 100, 300)),
+    "spline": ("iterations", (25, 100, 300)),
+    "ode": ("tol", (1e-2, 1e-4)),
+    "graph": ("k", (5, 10, 20)),
+    STOCHMAN: ("max_iter", (25, 150)),
+}
+#: The long-budget reference: solver steps, each initialised from the previous step's curves.
+REFERENCE_STEPS: tuple[tuple[str, dict], ...] = (
+    ("spline", {"iterations": 4000, "num_nodes": 24, "tol": 1e-7}),
+    ("ode", {"tol": 1e-6, "max_nodes": 5000}),
+)
+QUICK_REFERENCE_STEPS: tuple[tuple[str, dict], ...] = (
+    ("spline", {"iterations": 1000, "num_nodes": 16, "tol": 1e-6}),
+    ("ode", {"tol": 1e-5, "max_nodes": 2000}),
+)
+
+Log = Optional[Callable[[str], None]]
+
+
+@dataclass
+class SolverRun:
+    """One batched run of one method over the B pairs of a problem.
+
+    Attributes:
+        label: the row's name ('neural', 'stochman', 'reference:ode', 'spline@iterations=100').
+        solver: the method: a name in SOLVERS or 'stochman'.
+        budget: the declared options (problem-wide extras such as graph points excluded).
+        length, energy, grid_change: (B,) on the common dense grid.
+        converged: (B,) bool.
+        reasons: per pair, None where converged, else why not.
+        seconds: wall time of the timed batched call.
+        iterations: iterations the method ran.
+        evaluations: decoder evaluations (latent points) of the timed call.
+        setup_seconds: wall time of the warm-up call (0 without one).
+        curve: the B curves (not serialised).
+    """
+
+    label: str
+    solver: str
+    budget: dict
+    length: torch.Tensor
+    energy: torch.Tensor
+    grid_change: torch.Tensor
+    converged: torch.Tensor
+    reasons: list[Optional[str]]
+    seconds: float
+    iterations: int
+    evaluations: int
+    setup_seconds: float = 0.0
+    curve: Optional[BasicCurve] = field(default=None, repr=False)
+
+    @property
+    def pairs(self) -> int:
+        return len(self.length)
+
+    @property
+    def seconds_per_pair(self) -> float:
+        return self.seconds / self.pairs
+
+    def records(self, best: torch.Tensor) -> list[dict]:
+        """Per-pair JSON records (keys: :data:`vaemanifold.evaluation.report.RECORD_KEYS`)."""
+        ratio = self.length / best
+        return [
+            {
+                "pair": b,
+                "solver": self.label,
+                "length": _number(self.length[b]),
+                "energy": _number(self.energy[b]),
+                "length_ratio": _number(ratio[b]),
+                "grid_change": _number(self.grid_change[b]),
+                "seconds_per_pair": self.seconds_per_pair,
+                "iterations": self.iterations,
+                "evaluations": self.evaluations,
+                "converged": bool(self.converged[b]),
+                "reason": self.reasons[b],
+            }
+            for b in range(self.pairs)
+        ]
+
+
+def _number(x: torch.Tensor | float) -> Optional[float]:
+    """A JSON number: float, or None for NaN and infinities."""
+    x = float(x)
+    return x if np.isfinite(x) else None
+
+
+def jsonable(options: Mapping) -> dict:
+    """Options as JSON values: tensors become 'tensor(shape)', tuples lists."""
+
+    def convert(value):
+        if isinstance(value, torch.Tensor):
+            return f"tensor{tuple(value.shape)}"
+        if isinstance(value, (tuple, list)):
+            return [convert(v) for v in value]
+        if isinstance(value, Mapping):
+            return {str(k): convert(v) for k, v in value.items()}
+        return value
+
+    return {str(k): convert(v) for k, v in options.items()}
+
+
+def device_of(manifold: DecoderManifold) -> torch.device:
+    """Where the manifold's decoder lives (CPU for a parameter-free decoder)."""
+    return _device_of(manifold, torch.device("cpu"))
+
+
+def _merge(extra: Mapping, budget: Mapping, name: str) -> dict:
+    clash = sorted(set(extra) & set(budget))
+    if clash:
+        raise ValueError(f"budget of {name!r} repeats the problem's own options {clash}")
+    return {**extra, **budget}
+
+
+# ---------------------------------------------------------------------- runs
+def run_solver(
+    manifold: DecoderManifold,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    name: str,
+    budget: Mapping,
+    extra: Optional[Mapping] = None,
+    grid: int = MEASURE_GRID,
+    warmup: bool = True,
+    init: Optional[BasicCurve] = None,
+    label: Optional[str] = None,
+) -> SolverRun:
+    """Run a registered solver over the pairs (z0, z1), each (B, d), via vm.connecting_geodesic.
+
+    Args:
+        budget: the solver's declared options.
+        extra: further options that are not part of the budget (graph points).
+        warmup: first run the same solver on the first pair (timed as ``setup_seconds``).
+        init: initial curves, passed on as ``init`` (no warm-up then).
+    """
+    if name not in SOLVERS:
+        raise ValueError(f"unknown solver {name!r}; valid: {', '.join(sorted(SOLVERS))}")
+    options = _merge(extra or {}, budget, name)
+    setup = 0.0
+    if warmup and init is None:
+        start = time.perf_counter()
+        connecting_geodesic(manifold, z0[:1], z1[:1], method=name, grid=grid, **options)
+        setup = time.perf_counter() - start
+    result = connecting_geodesic(manifold, z0, z1, method=name, init=init, grid=grid, **options)
+    return SolverRun(
+        label=label or name,
+        solver=name,
+        budget=dict(budget),
+        length=result.length.detach().cpu().double(),
+        energy=result.energy.detach().cpu().double(),
+        grid_change=result.grid_change.detach().cpu().double(),
+        converged=result.converged.detach().cpu(),
+        reasons=list(result.reasons),
+        seconds=result.seconds,
+        iterations=result.iterations,
+        evaluations=result.evaluations,
+        setup_seconds=setup,
+        curve=result.curve,
+    )
+
+
+def stochman_geodesic(
+    manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, max_iter: Optional[int] = None
+) -> tuple[BasicCurve, bool]:
+    """stochman's stock geodesic: a ``CubicSpline`` fitted by ``geodesic_minimizing_energy``.
+
+    ``max_iter=None`` calls ``EmbeddedManifold.connecting_geodesic`` as shipped
+    (Adam lr 0.1, 150 iterations, a 20-point grid; our DecoderManifold overrides
+    that method, so it is called on the base class); an integer runs the same
+    stock optimiser with that iteration cap (stochman's only budget knob).
+    The decoder's parameters are frozen meanwhile, as in vaemanifold's own
+    solvers, so timings compare the algorithms and the caller's ``.grad`` is untouched.
+
+    Returns:
+        (curve, success): stochman's all-or-nothing flag, True when the largest
+        gradient entry fell below 1e-4.
+    """
+    with manifold.frozen():
+        if max_iter is None:
+            curve, success = EmbeddedManifold.connecting_geodesic(manifold, z0, z1)
+        else:
+            curve = CubicSpline(z0, z1)
+            success = geodesic_minimizing_energy(curve, manifold, max_iter=int(max_iter))
+    for p in curve.parameters():
+        p.requires_grad_(False)
+    return curve, bool(success)
+
+
+def run_stochman(
+    manifold: DecoderManifold,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    max_iter: Optional[int] = None,
+    grid: int = MEASURE_GRID,
+    warmup: bool = True,
+    label: str = STOCHMAN,
+) -> SolverRun:
+    """Time :func:`stochman_geodesic` over the pairs and measure its curves on the common dense grid.
+
+    Its iterations are counted from the decoder evaluations (each stock step
+    evaluates the energy at B x 20 points).
+    """
+    device = device_of(manifold)
+    z0, z1 = z0.detach().to(device), z1.detach().to(device)
+    setup = 0.0
+    if warmup:
+        start = time.perf_counter()
+        stochman_geodesic(manifold, z0[:1], z1[:1], max_iter)
+        setup = time.perf_counter() - start
+    before = manifold.evaluations
+    start = time.perf_counter()
+    curve, success = stochman_geodesic(manifold, z0, z1, max_iter)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    evaluations = manifold.evaluations - before
+    iterations = evaluations // (len(z0) * STOCHMAN_GRID)
+    length, energy, change, _ = measure(manifold, curve, grid)
+    converged = torch.full((len(z0),), success) & torch.isfinite(length).cpu()
+    reason = (
+        f"stochman's all-or-nothing flag: the largest gradient entry over all {len(z0)} curves "
+        f"stayed >= 1e-4 for {iterations} iterations"
+    )
+    return SolverRun(
+        label=label,
+        solver=STOCHMAN,
+        budget={"max_iter": max_iter},
+        length=length.detach().cpu().double(),
+        energy=energy.detach().cpu().double(),
+        grid_change=change.detach().cpu().double(),
+        converged=converged,
+        reasons=[None if ok else reason for ok in converged.tolist()],
+        seconds=seconds,
+        iterations=int(iterations),
+        evaluations=int(evaluations),
+        setup_seconds=setup,
+        curve=curve,
+    )
+
+
+def run_method(
+    problem: Problem, name: str, budget: Mapping, grid: int = MEASURE_GRID, warmup: bool = True, label: Optional[str] = None
+) -> SolverRun:
+    """One run of a registered solver or of 'stochman' on a problem (its solver_options added)."""
+    if name == STOCHMAN:
+        unknown = sorted(set(budget) - {"max_iter"})
+        if unknown:
+            raise ValueError(f"stochman takes only max_iter as its budget, got {unknown}")
+        return run_stochman(problem.manifold, problem.z0, problem.z1, budget.get("max_iter"), grid, warmup, label or name)
+    extra = problem.solver_options.get(name, {})
+    return run_solver(problem.manifold, problem.z0, problem.z1, name, budget, extra, grid, warmup, label=label)
+
+
+def run_reference(
+    problem: Problem, steps: Sequence[tuple[str, dict]] = REFERENCE_STEPS, grid: int = MEASURE_GRID
+) -> list[SolverRun]:
+    """The long-budget reference: each step starts from the previous step's curves.
+
+    Returns one run per step, labelled 'reference:<solver>'.
+    """
+    runs: list[SolverRun] = []
+    for name, budget in steps:
+        init = runs[-1].curve if runs else None
+        extra = problem.solver_options.get(name, {})
+        runs.append(
+            run_solver(problem.manifold, problem.z0, problem.z1, name, budget, extra, grid, warmup=False, init=init,
+                       label=f"{REFERENCE}:{name}")
+        )
+    return runs
+
+
+# ----------------------------------------------------------------- statistics
+def best_known(runs: Sequence[SolverRun]) -> tuple[torch.Tensor, list[Optional[str]]]:
+    """Per pair, the shortest finite dense length over the runs and the label of the run that found it.
+
+    Returns:
+        (best (B,), labels); a pair no run measured finitely gets NaN and None.
+    """
+    if not runs:
+        raise ValueError("best_known needs at least one run")
+    lengths = torch.stack([r.length.double() for r in runs])  # (R, B)
+    finite = torch.where(torch.isfinite(lengths), lengths, torch.full_like(lengths, float("inf")))
+    best, index = finite.min(dim=0)
+    labels = [runs[i].label if torch.isfinite(b) else None for i, b in zip(index.tolist(), best)]
+    return torch.where(torch.isfinite(best), best, torch.full_like(best, float("nan"))), labels
+
+
+def ratio_statistics(ratio: torch.Tensor) -> dict:
+    """Median and 90th percentile of the finite ratios, and the fraction of all pairs within 1%.
+
+    Args:
+        ratio: (B,) length ratios to the best known (non-finite: a failed measurement).
+    """
+    r = ratio.detach().cpu().double().numpy()
+    ok = r[np.isfinite(r)]
+    return {
+        "median_length_ratio": float(np.median(ok)) if len(ok) else None,
+        "p90_length_ratio": float(np.percentile(ok, 90)) if len(ok) else None,
+        "frac_within_1pct": float(np.mean(np.isfinite(r) & (r <= WITHIN))) if len(r) else None,
+    }
+
+
+def summarize(run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] = None) -> dict:
+    """The head-to-head row of one run: ratio statistics, time, work and failures.
+
+    With ``truth`` (B,) also the median and largest |length / truth - 1| (over finite lengths).
+    """
+    failed = [r for ok, r in zip(run.converged.tolist(), run.reasons) if not ok]
+    row = {
+        "solver": run.label,
+        "method": run.solver,
+        "budget": jsonable(run.budget),
+        **ratio_statistics(run.length / best),
+        "median_seconds_per_pair": run.seconds_per_pair,
+        "setup_seconds": run.setup_seconds,
+        "iterations": run.iterations,
+        "evaluations_per_pair": run.evaluations / run.pairs,
+        "failures": len(failed),
+        "failure_example": failed[0] if failed else None,
+        "max_grid_change": _number(run.grid_change.max()),
+    }
+    if truth is not None:
+        error = (run.length / truth.detach().cpu().double() - 1).abs().numpy()
+        error = error[np.isfinite(error)]
+        row["median_error_vs_truth"] = float(np.median(error)) if len(error) else None
+        row["max_error_vs_truth"] = float(error.max()) if len(error) else None
+    return row
+
+
+# ---------------------------------------------------------------- benchmark
+@dataclass
+class BenchmarkResult:
+    """Every run on one problem: head-to-head (solvers, stochman, reference) and time-to-quality ladders."""
+
+    problem: Problem
+    runs: list[SolverRun]
+    ladders: dict[str, list[SolverRun]] = field(default_factory=dict)
+
+    @property
+    def all_runs(self) -> list[SolverRun]:
+        return self.runs + [r for steps in self.ladders.values() for r in steps]
+
+    def best(self) -> tuple[torch.Tensor, list[Optional[str]]]:
+        """Best known length per pair over every run (see :func:`best_known`)."""
+        return best_known(self.all_runs)
+
+    def summary(self) -> list[dict]:
+        best, _ = self.best()
+        return [summarize(r, best, self.problem.truth) for r in self.runs]
+
+    def records(self) -> list[dict]:
+        best, _ = self.best()
+        return [record for r in self.runs for record in r.records(best)]
+
+    def time_to_quality(self) -> dict[str, list[dict]]:
+        """Per solver, the (seconds per pair, median length ratio) steps of its ladder, in budget order."""
+        best, _ = self.best()
+        curves: dict[str, list[dict]] = {}
+        for run in self.runs:
+            if run.label.startswith(REFERENCE):
+                continue
+            steps = self.ladders.get(run.solver) or [run]
+            curves[run.solver] = [
+                {
+                    "label": s.label,
+                    "budget": jsonable(s.budget),
+                    "seconds_per_pair": s.seconds_per_pair,
+                    "iterations": s.iterations,
+                    "failures": int((~s.converged).sum()),
+                    **ratio_statistics(s.length / best),
+                }
+                for s in steps
+            ]
+        return curves
+
+    def to_dict(self) -> dict:
+        best, source = self.best()
+        p = self.problem
+        return {
+            "name": p.name,
+            "description": p.description,
+            "latent_dim": p.manifold.latent_dim,
+            "pairs": p.pairs,
+            "pair_info": p.info,
+            "best_known": [_number(b) for b in best],
+            "best_source": source,
+            "truth": None if p.truth is None else [_number(t) for t in p.truth],
+            "summary": self.summary(),
+            "records": self.records(),
+            "time_to_quality": self.time_to_quality(),
+        }
+
+
+def default_budgets(quick: bool = False) -> dict[str, dict]:
+    """A budget for every solver registered now, plus stochman (see :data:`BUDGETS`)."""
+    table = QUICK_BUDGETS if quick else BUDGETS
+    return {name: dict(table.get(name, {})) for name in [*SOLVERS, STOCHMAN]}
+
+
+def run_benchmark(
+    problem: Problem,
+    budgets: Optional[Mapping[str, Mapping]] = None,
+    ladders: Optional[Mapping[str, tuple[str, Sequence]]] = None,
+    reference: Sequence[tuple[str, dict]] = REFERENCE_STEPS,
+    grid: int = MEASURE_GRID,
+    log: Log = None,
+) -> BenchmarkResult:
+    """Benchmark every method of ``budgets`` on ``problem``.
+
+    Args:
+        budgets: method name (in SOLVERS, or 'stochman') -> declared options;
+            default :func:`default_budgets` (every registered solver).
+        ladders: method -> (option, growing values) for time-to-quality;
+            default :data:`LADDERS` restricted to the methods benchmarked.
+            A ladder step's options are the method's budget with that option
+            replaced; a step equal to the budget reuses the head-to-head run.
+        reference: the long-budget reference steps (empty: none).
+        grid: points of the common dense grid.
+        log: called with a line after every run.
+    """
+    budgets = default_budgets() if budgets is None else {k: dict(v) for k, v in budgets.items()}
+    unknown = sorted(set(budgets) - set(SOLVERS) - {STOCHMAN})
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; valid: {', '.join(sorted([*SOLVERS, STOCHMAN]))}")
+    ladders = {k: v for k, v in (LADDERS if ladders is None else ladders).items() if k in budgets}
+    say = log or (lambda line: None)
+
+    def done(run: SolverRun) -> SolverRun:
+        say(
+            f"{problem.name}: {run.label:<28} {run.seconds_per_pair:9.4f} s/pair  median length "
+            f"{run.length.median().item():.5g}  converged {int(run.converged.sum())}/{run.pairs}"
+        )
+        return run
+
+    runs = [done(run_method(problem, name, budget, grid)) for name, budget in budgets.items()]
+    runs += [done(r) for r in run_reference(problem, reference, grid)] if reference else []
+    head = {run.solver: run for run in runs if not run.label.startswith(REFERENCE)}
+    ladder_runs: dict[str, list[SolverRun]] = {}
+    for name, (option, values) in ladders.items():
+        steps = []
+        for value in values:
+            budget = {**budgets[name], option: value}
+            same = budget == budgets[name]
+            steps.append(head[name] if same else done(run_method(problem, name, budget, grid, label=f"{name}@{option}={value:g}")))
+        ladder_runs[name] = steps
+    return BenchmarkResult(problem, runs, ladder_runs)

@@ -1,0 +1,220 @@
+"""Benchmark outputs: benchmark.json, benchmark.md and the time-to-quality plot.
+
+benchmark.json::
+
+    {
+      "settings": {
+        "threads": torch.get_num_threads(), "torch": version, "stochman": version,
+        "device": "cpu" | "cuda:0", "grid": dense grid points, "pairs": P, "seed": S,
+        "quick": bool, "command": the command line, "seconds": total wall time,
+        "budgets": {method: options}, "ladders": {method: [option, [values]]},
+        "reference": [[solver, options], ...]
+      },
+      "models": [                        # one per decoder (trained model or analytic problem)
+        {
+          "name", "description", "latent_dim", "pairs", "pair_info": {...},
+          "best_known": [B numbers],     # shortest dense length any run found, per pair
+          "best_source": [B labels],     # the run that found it
+          "truth": [B numbers] | null,   # analytic distances where known
+          "summary": [                   # one row per method (head-to-head + reference runs)
+            {"solver", "method", "budget", "median_length_ratio", "p90_length_ratio",
+             "frac_within_1pct", "median_seconds_per_pair", "setup_seconds", "iterations",
+             "evaluations_per_pair", "failures", "failure_example", "max_grid_change",
+             ["median_error_vs_truth", "max_error_vs_truth"]}     # only with a truth
+          ],
+          "records": [                   # one per (method, pair)
+            {"pair", "solver", "length", "energy", "length_ratio", "grid_change",
+             "seconds_per_pair", "iterations", "evaluations", "converged", "reason"}
+          ],
+          "time_to_quality": {method: [{"label", "budget", "seconds_per_pair", "iterations",
+                                        "failures", "median_length_ratio", "p90_length_ratio",
+                                        "frac_within_1pct"}, ...]}
+        }
+      ]
+    }
+
+Numbers that are NaN or infinite are written as null. ``seconds_per_pair`` is
+the batched call's wall time divided by the number of pairs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import stochman
+import torch
+
+from .benchmark import STOCHMAN, STOCHMAN_GRID, STOCHMAN_ITERATIONS, BenchmarkResult, jsonable
+
+#: Keys every summary row has (tests and readers rely on them).
+SUMMARY_KEYS = (
+    "solver",
+    "median_length_ratio",
+    "p90_length_ratio",
+    "frac_within_1pct",
+    "median_seconds_per_pair",
+    "failures",
+)
+#: Keys every per-pair record has.
+RECORD_KEYS = (
+    "pair",
+    "solver",
+    "length",
+    "energy",
+    "length_ratio",
+    "grid_change",
+    "seconds_per_pair",
+    "iterations",
+    "evaluations",
+    "converged",
+    "reason",
+)
+#: Keys of "settings".
+SETTINGS_KEYS = ("threads", "torch", "stochman", "device", "grid", "pairs", "seed", "quick")
+#: A grid resolves a curve when doubling it changes the length by less than this.
+GRID_TOL = 1e-3
+
+
+def settings(
+    grid: int,
+    pairs: int,
+    seed: int,
+    quick: bool,
+    device: str,
+    budgets: Mapping[str, Mapping],
+    ladders: Mapping[str, tuple],
+    reference: Sequence[tuple[str, dict]],
+    **extra,
+) -> dict:
+    """The "settings" block of benchmark.json (``extra`` keys are added as given)."""
+    return {
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "stochman": getattr(stochman, "__version__", "unknown"),
+        "device": device,
+        "grid": grid,
+        "pairs": pairs,
+        "seed": seed,
+        "quick": quick,
+        "budgets": {k: jsonable(v) for k, v in budgets.items()},
+        "ladders": {k: [option, list(values)] for k, (option, values) in ladders.items()},
+        "reference": [[name, jsonable(options)] for name, options in reference],
+        **extra,
+    }
+
+
+def to_json(results: Sequence[BenchmarkResult], settings_: dict) -> dict:
+    return {"settings": settings_, "models": [r.to_dict() for r in results]}
+
+
+def write_json(document: dict, path: Path) -> Path:
+    path = Path(path)
+    path.write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    return path
+
+
+def _budget_text(row: dict) -> str:
+    if row["method"] == STOCHMAN and row["budget"].get("max_iter") is None:
+        return f"as shipped (Adam lr 0.1, {STOCHMAN_ITERATIONS} it, {STOCHMAN_GRID}-pt grid)"
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["budget"].items()) or "-"
+
+
+def _fmt(x: Optional[float], spec: str) -> str:
+    return "n/a" if x is None else format(x, spec)
+
+
+def markdown(document: dict) -> str:
+    """benchmark.md: the settings and one table per model."""
+    s = document["settings"]
+    lines = [
+        "# Geodesic solver benchmark",
+        "",
+        f"{s['pairs']} pairs per model (seed {s['seed']}), every curve measured on a {s['grid']}-point dense grid; "
+        f"torch {s['torch']}, stochman {s['stochman']}, {s['threads']} thread(s), device {s['device']}"
+        + (", --quick" if s["quick"] else "")
+        + ".",
+        "",
+        "L/best: dense length over the best length any run found for the pair (reference and "
+        "time-to-quality runs included). s/pair: batched wall time / pairs, after a warm-up on one pair "
+        "(setup s: the warm-up call, e.g. building the graph). Failures: pairs not converged.",
+    ]
+    for model in document["models"]:
+        truth = model["truth"] is not None
+        lines += ["", f"## {model['name']}", "", model["description"], ""]
+        head = "| solver | budget | median L/best | p90 L/best | within 1% | median s/pair | setup s | iterations | evals/pair | failures |"
+        rule = "|---|---|---|---|---|---|---|---|---|---|"
+        if truth:
+            head += " median abs(L/truth-1) | max abs(L/truth-1) |"
+            rule += "---|---|"
+        lines += [head, rule]
+        for row in model["summary"]:
+            cells = [
+                row["solver"],
+                _budget_text(row),
+                _fmt(row["median_length_ratio"], ".5f"),
+                _fmt(row["p90_length_ratio"], ".5f"),
+                f"{row['frac_within_1pct']:.0%}",
+                _fmt(row["median_seconds_per_pair"], ".4f"),
+                _fmt(row["setup_seconds"], ".2f"),
+                str(row["iterations"]),
+                f"{row['evaluations_per_pair']:.0f}",
+                f"{row['failures']}/{model['pairs']}",
+            ]
+            if truth:
+                cells += [_fmt(row["median_error_vs_truth"], ".1e"), _fmt(row["max_error_vs_truth"], ".1e")]
+            lines.append("| " + " | ".join(cells) + " |")
+        changes = [row["max_grid_change"] for row in model["summary"] if row["max_grid_change"] is not None]
+        worst = max(changes) if changes else float("nan")
+        lines += [
+            "",
+            f"Largest change of a length when the dense grid is doubled: {worst:.1e} "
+            f"({'below' if worst < GRID_TOL else 'NOT below'} {GRID_TOL:.1%}).",
+        ]
+        sources: dict[str, int] = {}
+        for label in model["best_source"]:
+            sources[str(label)] = sources.get(str(label), 0) + 1
+        lines.append("Best known found by: " + ", ".join(f"{k} ({v})" for k, v in sorted(sources.items())) + ".")
+        examples = [(row["solver"], row["failure_example"]) for row in model["summary"] if row["failure_example"]]
+        if examples:
+            lines += ["", "Failure reasons (first per solver):", ""]
+            lines += [f"- {name}: {reason}" for name, reason in examples]
+    return "\n".join(lines) + "\n"
+
+
+def plot_time_to_quality(document: dict, path: Path) -> Path:
+    """PNG: per model, median (L/best - 1) against seconds per pair, one curve per solver (log-log).
+
+    Ratios of exactly 1 are drawn at 1e-8 (the floor of the plot).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    floor = 1e-8
+    models = document["models"]
+    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        for solver, steps in model["time_to_quality"].items():
+            pts = [
+                (s["seconds_per_pair"], max(s["median_length_ratio"] - 1, floor))
+                for s in steps
+                if s["median_length_ratio"] is not None and s["seconds_per_pair"] > 0
+            ]
+            if pts:
+                x, y = zip(*pts)
+                ax.plot(x, y, marker="o", label=solver)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(model["name"])
+        ax.set_xlabel("seconds per pair (batched)")
+        ax.set_ylabel("median length / best - 1")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"Time to quality ({document['settings']['threads']} thread(s), {document['settings']['device']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
