@@ -17,7 +17,10 @@ Sample times, redrawn every step unless ``sampling="grid"``:
 
 Convergence is judged per pair every ``check_every`` steps on a fixed
 ``check_points``-point midpoint grid: a pair has converged when its energy
-changed by less than ``tol`` (relative) since the previous check.
+changed by less than ``tol`` (relative) since the previous check. Adam at a
+fixed learning rate stalls at a noise floor above any small ``tol``, so when
+a check shows no progress for the batch, Adam's learning rate is halved
+(down to ``lr * min_lr_factor``; a plateau then ends the run unconverged).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ class EnergySolver(GeodesicSolver):
     """Shared optimisation loop for curve families; subclasses build the curve.
 
     Options:
-        iterations: maximum optimiser steps (default 1000).
+        iterations: maximum optimiser steps (default 1000 for Adam, 100 for L-BFGS).
         optimizer: 'adam' (default) or 'lbfgs' (strong-Wolfe line search,
             ``lbfgs_inner`` function evaluations per step).
         lr: learning rate (default 0.01 for Adam, 1.0 for L-BFGS).
@@ -72,28 +75,34 @@ class EnergySolver(GeodesicSolver):
         sampling: 'stratified' (default), 'random' or 'grid'.
         energy: 'jvp' (default) or 'fd'.
         tol: relative energy change between checks that counts as converged (default 1e-4).
-        check_every: steps between convergence checks (default 25).
+        check_every: steps between convergence checks (default 25 for Adam, 1 for L-BFGS).
+        min_lr_factor: Adam's learning rate is halved on a plateau down to lr * this (default 1e-3).
         check_points: points of the fixed check grid (default 64).
         seed: seed of the sampling (and of the curve's initial weights).
     """
 
     def __init__(
         self,
-        iterations: int = 1000,
+        iterations: Optional[int] = None,
         optimizer: str = "adam",
         lr: Optional[float] = None,
         points: int = 32,
         sampling: str = "stratified",
         energy: str = "jvp",
         tol: float = 1e-4,
-        check_every: int = 25,
+        check_every: Optional[int] = None,
         check_points: int = 64,
+        min_lr_factor: float = 1e-3,
         lbfgs_inner: int = 20,
         seed: int = 0,
     ) -> None:
         check_choice("optimizer", optimizer, OPTIMIZERS)
         check_choice("sampling", sampling, SAMPLINGS)
         check_choice("energy", energy, ENERGIES)
+        if iterations is None:
+            iterations = 1000 if optimizer == "adam" else 100
+        if check_every is None:
+            check_every = 25 if optimizer == "adam" else 1
         if iterations < 1 or points < 2 or check_every < 1 or check_points < 2:
             raise ValueError("iterations, check_every must be >= 1 and points, check_points >= 2")
         if tol <= 0:
@@ -107,6 +116,7 @@ class EnergySolver(GeodesicSolver):
         self.tol = float(tol)
         self.check_every = int(check_every)
         self.check_points = int(check_points)
+        self.min_lr_factor = float(min_lr_factor)
         self.lbfgs_inner = int(lbfgs_inner)
         self.seed = int(seed)
 
@@ -153,6 +163,9 @@ class EnergySolver(GeodesicSolver):
                 if steps % self.check_every == 0 or steps == self.iterations:
                     current = check()
                     change = (previous - current).abs() / current.abs().clamp_min(torch.finfo(current.dtype).tiny)
+                    if self.optimizer == "adam" and current.sum() > previous.sum() * (1 - self.tol):
+                        for group in opt.param_groups:
+                            group["lr"] = max(group["lr"] / 2, self.lr * self.min_lr_factor)
                     previous = current
                     if not torch.isfinite(current).all() or bool((change < self.tol).all()):
                         break

@@ -1,0 +1,147 @@
+"""NeuralCurve and SplineCurve: endpoints, exact derivatives, batching, stochman interplay."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest
+import stochman
+import torch
+from stochman.curves import CubicSpline
+
+import vaemanifold as vm
+from vaemanifold import analytic
+
+D64 = torch.float64
+
+
+def randomised(curve):
+    with torch.no_grad():
+        curve.params.normal_()
+    return curve
+
+
+@pytest.fixture
+def ends():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(3, 2, generator=g, dtype=D64), torch.randn(3, 2, generator=g, dtype=D64)
+
+
+def test_neural_curve_starts_as_the_line_and_keeps_its_endpoints(ends):
+    z0, z1 = ends
+    curve = vm.NeuralCurve(z0, z1)
+    t = torch.linspace(0, 1, 7, dtype=D64)
+    line = (1 - t[:, None]) * z0[:, None] + t[:, None] * z1[:, None]
+    torch.testing.assert_close(curve(t), line)
+    randomised(curve)
+    points = curve(t)
+    assert not torch.allclose(points, line)
+    torch.testing.assert_close(points[:, 0], z0)
+    torch.testing.assert_close(points[:, -1], z1)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "sigmoid"])
+def test_neural_curve_derivative_is_exact(ends, activation):
+    curve = randomised(vm.NeuralCurve(*ends, hidden=(8, 8), activation=activation))
+    t, h = torch.tensor([0.0, 0.3, 0.77, 1.0], dtype=D64), 1e-6
+    numeric = (curve(t + h) - curve(t - h)) / (2 * h)
+    torch.testing.assert_close(curve.deriv(t), numeric, rtol=1e-6, atol=1e-6)
+
+
+def test_neural_curve_batches_pairs_independently(ends):
+    curve = randomised(vm.NeuralCurve(*ends))
+    t = torch.linspace(0, 1, 5, dtype=D64)
+    for b in range(3):
+        torch.testing.assert_close(curve[b](t), curve(t)[b])
+    assert curve[1:](t).shape == (2, 5, 2)
+    per_pair_t = torch.rand(3, 4, dtype=D64)
+    torch.testing.assert_close(curve(per_pair_t)[2], curve[2](per_pair_t[2]))
+
+
+def test_neural_curve_refuses_non_smooth_activations(ends):
+    with pytest.raises(ValueError, match="piece-wise linear"):
+        vm.NeuralCurve(*ends, activation="relu")
+    with pytest.raises(ValueError, match="unknown activation"):
+        vm.NeuralCurve(*ends, activation="swishy")
+    with pytest.raises(ValueError, match="hidden"):
+        vm.NeuralCurve(*ends, hidden=())
+    with pytest.raises(ValueError, match="params must have shape"):
+        vm.NeuralCurve(*ends, params=torch.zeros(3, 5))
+
+
+def test_neural_curve_fit_and_constant_speed(ends):
+    z0, z1 = ends
+    curve = vm.NeuralCurve(z0[:1], z1[:1], hidden=(16,))
+    t = torch.linspace(0, 1, 40, dtype=D64)
+    target = (1 - t[:, None]) * z0[:1] + t[:, None] * z1[:1] + (t * (1 - t))[:, None] * torch.tensor([1.0, -2.0])
+    curve.fit(t, target)
+    assert (curve(t) - target).abs().max() < 1e-3
+    # a line traversed at t^2 speed becomes (nearly) constant speed
+    warped = vm.NeuralCurve(z0[:1], z1[:1], hidden=(16,))
+    warped.fit(t, z0[:1] + (t**2)[:, None] * (z1 - z0)[:1])
+    _, _, length = warped.constant_speed()
+    speed = warped.deriv(torch.linspace(0.05, 0.95, 10, dtype=D64)).norm(dim=-1)
+    assert speed.std() / speed.mean() < 0.02
+    torch.testing.assert_close(length, (z1 - z0)[:1].norm(dim=-1), rtol=1e-3, atol=0)
+    torch.testing.assert_close(warped.euclidean_length(N=500).to(D64), length, rtol=1e-3, atol=0)
+
+
+def test_neural_curve_plots(ends):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    handles = vm.NeuralCurve(*ends).plot(ax=ax)
+    assert len(handles) == 3
+    plt.close(fig)
+
+
+def test_neural_curve_inside_stochmans_energy_minimiser():
+    """stochman's geodesic_minimizing_energy trains a NeuralCurve towards the great circle."""
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(2, seed=3)
+    truth = analytic.great_circle_distance(z0, z1)
+    curve = vm.NeuralCurve(z0, z1)
+    before = M.curve_length(curve)
+    stochman.geodesic.geodesic_minimizing_energy(curve, M, max_iter=150, eval_grid=32)
+    after = M.curve_length(curve)
+    assert (after < before).all()
+    assert ((after - truth) / truth).abs().max() < ((before - truth) / truth).abs().max() / 4
+
+
+def test_spline_curve_is_c2_unlike_stochmans():
+    g = torch.Generator().manual_seed(1)
+    z0, z1 = torch.zeros(1, 2, dtype=D64), torch.ones(1, 2, dtype=D64)
+    params = torch.randn(1, 6, 2, generator=g, dtype=D64)
+    knot, h = 0.2, 1e-3  # an interior knot of a 6-node spline
+
+    def second_derivative_jump(curve):
+        def second(x):
+            t = torch.tensor([x - h, x, x + h], dtype=D64)
+            p = curve(t)
+            return (p[0] - 2 * p[1] + p[2]) / h**2
+
+        return (second(knot + 2 * h) - second(knot - 2 * h)).abs().max()
+
+    ours = vm.SplineCurve(z0, z1, num_nodes=6, params=params)
+    theirs = CubicSpline(z0, z1, num_nodes=6, params=params)
+    assert second_derivative_jump(ours) < 0.05
+    assert second_derivative_jump(theirs) > 0.1  # stochman issue #29
+
+
+def test_spline_curve_vectorised_evaluation_matches_stochmans_loop(ends):
+    curve = randomised(vm.SplineCurve(*ends, num_nodes=5))
+    t = torch.rand(3, 9, dtype=D64)
+    coeffs = curve._get_coeffs()
+    torch.testing.assert_close(curve._eval_polynomials(t, coeffs), CubicSpline._eval_polynomials(curve, t, coeffs))
+    torch.testing.assert_close(curve[1](t[1]), curve(t)[1])
+
+
+def test_spline_fit_is_exact_least_squares(ends):
+    target = randomised(vm.SplineCurve(*ends, num_nodes=7))
+    t = torch.linspace(0, 1, 50, dtype=D64)
+    fitted = vm.SplineCurve(*ends, num_nodes=7)
+    residual = fitted.fit(t, target(t).detach())
+    assert residual < 1e-20
+    torch.testing.assert_close(fitted.params, target.params)
+    h = 1e-6
+    torch.testing.assert_close(fitted.deriv(t[1:-1]), (fitted(t[1:-1] + h) - fitted(t[1:-1] - h)) / (2 * h))
