@@ -1,0 +1,85 @@
+"""Clustering scores against hand computations; k-medoids and graph distances on known geometry."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vaemanifold import analytic
+from vaemanifold.evaluation import clustering as cl
+from vaemanifold.solvers.graph import GraphSolver
+
+# Toy labelling: classes A = {0, 1, 2}, B = {3, 4, 5}; cluster 0 = {0, 1}, cluster 1 = {2, 3, 4, 5}.
+TRUE = [0, 0, 0, 1, 1, 1]
+PRED = [0, 0, 1, 1, 1, 1]
+
+
+def test_f_measure_by_hand():
+    # class A (3 points): cluster 0 has P = 2/2, R = 2/3 -> F = 2 * (2/3) / (5/3) = 4/5;
+    #                     cluster 1 has P = 1/4, R = 1/3 -> F = 2/7; best 4/5.
+    # class B (3 points): cluster 0 shares nothing -> F = 0;
+    #                     cluster 1 has P = 3/4, R = 3/3 -> F = 2 * (3/4) / (7/4) = 6/7; best 6/7.
+    # weighted by class size: F = 1/2 * 4/5 + 1/2 * 6/7 = 29/35.
+    assert cl.f_measure(TRUE, PRED) == pytest.approx(29 / 35)
+    assert cl.f_measure(TRUE, [5, 5, 5, 2, 2, 2]) == pytest.approx(1.0)  # label names do not matter
+    # one cluster for everything: each class has P = 1/2, R = 1 -> F = 2/3
+    assert cl.f_measure(TRUE, [0] * 6) == pytest.approx(2 / 3)
+
+
+def test_nmi_by_hand():
+    # p(class) = (1/2, 1/2): H(C) = ln 2; p(cluster) = (1/3, 2/3): H(K) = ln 3 - (2/3) ln 2.
+    # joint: p(A,0) = 2/6, p(A,1) = 1/6, p(B,1) = 3/6, so
+    # I = 1/3 ln((1/3)/(1/2*1/3)) + 1/6 ln((1/6)/(1/2*2/3)) + 1/2 ln((1/2)/(1/2*2/3))
+    #   = 1/3 ln 2 - 1/6 ln 2 + 1/2 ln(3/2)
+    H_C = math.log(2)
+    H_K = math.log(3) - 2 / 3 * math.log(2)
+    I = math.log(2) / 3 - math.log(2) / 6 + 0.5 * math.log(1.5)
+    assert cl.nmi(TRUE, PRED) == pytest.approx(I / ((H_C + H_K) / 2))
+    assert cl.nmi(TRUE, [1, 1, 1, 0, 0, 0]) == pytest.approx(1.0)
+
+
+def test_scores_reject_bad_labels():
+    with pytest.raises(ValueError, match="1-D"):
+        cl.f_measure([0, 1], [0, 1, 1])
+    with pytest.raises(ValueError, match="1-D"):
+        cl.nmi([], [])
+
+
+def test_kmedoids_recovers_separated_groups():
+    rng = np.random.default_rng(0)
+    points = np.concatenate([rng.normal(c, 0.1, size=(20, 2)) for c in (0.0, 3.0, 6.0)])
+    D = cl.euclidean_distances(torch.as_tensor(points))
+    labels = cl.kmedoids_labels(D, 3, seed=0, restarts=3)
+    truth = np.repeat([0, 1, 2], 20)
+    assert cl.f_measure(truth, labels) == pytest.approx(1.0)
+    assert cl.f_measure(truth, cl.kmeans_labels(points, 3, seed=0)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        cl.kmedoids_labels(np.full((3, 3), np.inf), 2)
+
+
+def test_graph_distances_approach_great_circle_on_the_sphere():
+    # a dense chart grid: shortest paths are close to (and never much below) great-circle distances
+    theta, phi = torch.meshgrid(torch.linspace(0.5, 2.6, 30), torch.linspace(-1.5, 1.5, 40), indexing="ij")
+    points = torch.stack([theta, phi], -1).reshape(-1, 2).double()
+    manifold = analytic.sphere_manifold()
+    nodes = np.array([0, 333, 777, 1199])
+    D = cl.graph_distances(manifold, nodes, GraphSolver(points=points, k=8, cache=False))
+    truth = analytic.great_circle_distance(points[nodes].unsqueeze(1), points[nodes].unsqueeze(0)).numpy()
+    off = ~np.eye(len(nodes), dtype=bool)
+    ratio = D[off] / truth[off]
+    assert np.allclose(D, D.T) and np.all(np.diag(D) == 0)
+    assert ratio.min() > 0.99 and ratio.max() < 1.08
+
+
+def test_subsets_and_summary():
+    labels = np.repeat([3, 4, 7], 10)
+    index = cl.draw_subset(labels, 4, seed=1)
+    assert len(index) == 12 and all((labels[index] == v).sum() == 4 for v in (3, 4, 7))
+    with pytest.raises(ValueError, match="only 10"):
+        cl.draw_subset(labels, 11, seed=0)
+    subsets = [cl.SubsetScores(s, {m: {"f_measure": 0.5 + 0.1 * s, "nmi": 0.2} for m in cl.METHODS}) for s in range(3)]
+    summary = cl.summarise(subsets)
+    assert summary["riemannian_kmedoids"]["f_measure"]["mean"] == pytest.approx(0.6)
+    assert summary["riemannian_kmedoids"]["f_measure"]["std"] == pytest.approx(0.1)
+    assert cl.paper_row((7, 4, 3))["riemannian"] == (89.54, 1.61)
