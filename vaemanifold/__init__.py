@@ -4,12 +4,14 @@
     M = vm.DecoderManifold(mean, std)                  # the expected pull-back metric
     res = vm.connecting_geodesic(M, z0, z1, method="neural")
     res.length, res.converged
+    model = vm.load("runs/models/mnist-2d")            # a trained VAE; model.manifold()
 """
 
 from .curves import NeuralCurve, SplineCurve
 from .geodesic import GeodesicResult, connecting_geodesic, distance, distance_matrix
 from .manifold import DecoderManifold
 from .solvers import SOLVERS, GeodesicSolver, register
+from .vae import load
 
 __version__ = "0.1.0"
 
@@ -23,5 +25,6 @@ __all__ = [
     "connecting_geodesic",
     "distance",
     "distance_matrix",
+    "load",
     "register",
 ]

@@ -1,0 +1,117 @@
+"""The RBF precision network of Arvanitidis, Hansen & Hauberg (2017, "Latent space oddity").
+
+    beta(z) = W v(z) + zeta,   v_k(z) = exp(-lambda_k ||z - c_k||^2),   sigma(z) = beta(z)^(-1/2)
+
+with W >= 0 (D x K), centres c_k from k-means on the latent means of the
+training data and bandwidths from each cluster's spread,
+
+    lambda_k = 0.5 * (a * mean_{z_j in C_k} ||z_j - c_k||)^(-2),
+
+a the bandwidth scale. Near the data the RBFs give a large precision (small
+sigma, fitted by the ELBO); far from every centre v(z) -> 0, so
+beta -> zeta and sigma -> zeta^(-1/2): large but finite. That rise of sigma
+away from the data is what makes geodesics of the expected metric avoid
+regions without data.
+
+W = exp(w) is log-parametrised: W >= 0 by construction, and the fitted
+precisions of one decoder span orders of magnitude across pixels
+(almost-constant border pixels against strokes), which in log space are
+numbers of one scale for anyone fine-tuning them by gradient steps.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RBFPrecision(nn.Module):
+    """sigma(z) = (W v(z) + zeta)^(-1/2): a row-wise map (..., d) -> (..., D).
+
+    Args:
+        latent_dim: d.
+        data_dim: D, one precision per output dimension.
+        num_centers: K.
+        zeta: the precision floor; sigma never exceeds zeta^(-1/2).
+
+    Centres and bandwidths are buffers set by :meth:`fit_centres`; the log
+    weights are the only parameters.
+    """
+
+    def __init__(self, latent_dim: int, data_dim: int, num_centers: int, zeta: float) -> None:
+        super().__init__()
+        if num_centers < 1:
+            raise ValueError(f"num_centers must be >= 1, got {num_centers}")
+        if zeta <= 0:
+            raise ValueError(f"zeta must be positive (sigma stays finite far from the data), got {zeta}")
+        self.zeta = float(zeta)
+        self.register_buffer("centres", torch.zeros(num_centers, latent_dim))
+        self.register_buffer("bandwidths", torch.ones(num_centers))
+        self.log_weights = nn.Parameter(torch.zeros(data_dim, num_centers))
+
+    @property
+    def num_centers(self) -> int:
+        return self.centres.shape[0]
+
+    def activations(self, z: torch.Tensor) -> torch.Tensor:
+        """v(z): (..., d) -> (..., K)."""
+        sq = ((z.unsqueeze(-2) - self.centres) ** 2).sum(dim=-1)
+        return torch.exp(-self.bandwidths * sq)
+
+    def precision(self, z: torch.Tensor) -> torch.Tensor:
+        """beta(z) = W v(z) + zeta: (..., d) -> (..., D)."""
+        return self.activations(z) @ self.log_weights.exp().T + self.zeta
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """sigma(z) = beta(z)^(-1/2): (..., d) -> (..., D)."""
+        return self.precision(z).rsqrt()
+
+    @torch.no_grad()
+    def fit_centres(self, latents: torch.Tensor, bandwidth_scale: float, seed: int) -> torch.Tensor:
+        """Place the centres by k-means on ``latents`` (N, d) and set lambda_k from the clusters' spread.
+
+        A cluster whose points all coincide with its centre gets the median
+        spread of the others (its bandwidth would otherwise be infinite).
+
+        Returns:
+            (N,) the cluster index of every latent point.
+        """
+        from sklearn.cluster import KMeans
+
+        if bandwidth_scale <= 0:
+            raise ValueError(f"bandwidth_scale must be positive, got {bandwidth_scale}")
+        if len(latents) < self.num_centers:
+            raise ValueError(f"k-means needs at least num_centers={self.num_centers} points, got {len(latents)}")
+        points = latents.detach().double().cpu().numpy()
+        kmeans = KMeans(n_clusters=self.num_centers, n_init=4, random_state=seed).fit(points)
+        centres = torch.as_tensor(kmeans.cluster_centers_, dtype=torch.float64)
+        assignment = torch.as_tensor(kmeans.labels_, dtype=torch.long)
+        distance = (latents.detach().double().cpu() - centres[assignment]).norm(dim=-1)
+        spread = torch.zeros(self.num_centers, dtype=torch.float64).index_add_(0, assignment, distance)
+        spread /= torch.bincount(assignment, minlength=self.num_centers).clamp_min(1)
+        spread = torch.where(spread > 0, spread, spread[spread > 0].median() if (spread > 0).any() else 1.0)
+        self.centres.copy_(centres)
+        self.bandwidths.copy_(0.5 / (bandwidth_scale * spread) ** 2)
+        return assignment
+
+    @torch.no_grad()
+    def init_weights(self, squared_residuals: torch.Tensor, assignment: torch.Tensor) -> None:
+        """Start W near the fit: each cluster's per-dimension precision 1 / mean(residual^2).
+
+        The precision at a centre is sum_k W_k v_k(c); dividing by the summed
+        activations there keeps overlapping RBFs from multiplying the start value.
+
+        Args:
+            squared_residuals: (N, D) (x - mu(z))^2 of the training data.
+            assignment: (N,) cluster index of each, from :meth:`fit_centres`.
+        """
+        K = self.num_centers
+        squared = squared_residuals
+        counts = torch.bincount(assignment, minlength=K).clamp_min(1).to(squared)
+        variance = torch.zeros(K, squared.shape[1], dtype=squared.dtype, device=squared.device)
+        variance.index_add_(0, assignment.to(squared.device), squared)
+        variance = variance / counts[:, None]
+        floor = variance[variance > 0].min() if (variance > 0).any() else torch.ones(())
+        overlap = self.activations(self.centres).sum(dim=-1)  # (K,) summed activations at each centre
+        weights = 1.0 / (variance.clamp_min(floor) * overlap[:, None])
+        self.log_weights.copy_(weights.log().T)
