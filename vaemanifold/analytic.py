@@ -35,7 +35,7 @@ def sphere_manifold() -> DecoderManifold:
 
 
 def sphere_pairs(n: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
-    """n random chart pairs with theta in [0.6, 2.5] (away from the poles) and |delta phi| < 2.
+    """n random chart pairs with theta in [0.6, 2.5] (away from the poles) and ``abs(delta phi) < 2``.
 
     Returns (z0, z1), each (n, 2).
     """

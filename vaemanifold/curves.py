@@ -1,4 +1,4 @@
-"""Curve families with fixed endpoints, batched over B pairs (stochman ``BasicCurve``s).
+"""Curve families with fixed endpoints, batched over B pairs (stochman ``BasicCurve`` objects).
 
 * :class:`NeuralCurve` -- g(t) = (1-t) z0 + t z1 + t(1-t) psi(t), psi a smooth MLP.
 * :class:`SplineCurve` -- stochman's ``CubicSpline`` with a truly C2 basis,

@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 IMAGE_DATASETS = ("mnist", "fashion-mnist")
 SYNTHETIC_DATASETS = ("moons", "ring")
+#: Every name :func:`load` accepts.
 DATASETS = IMAGE_DATASETS + SYNTHETIC_DATASETS
 SPLITS = ("train", "test")
 

@@ -180,7 +180,7 @@ def distance(
         on_failure: what a pair whose solver did not converge gets: 'raise'
             (default) an error, 'nan', or 'keep' the length of the unconverged
             curve (an upper bound on the distance).
-        method, **options: as for :func:`connecting_geodesic`.
+        method, options: as for :func:`connecting_geodesic`.
     """
     check_choice("on_failure", on_failure, FAILURE_POLICIES)
     result = connecting_geodesic(manifold, z0, z1, method=method, **options)

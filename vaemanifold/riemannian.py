@@ -5,13 +5,13 @@
 projections are the identity and the retraction is z + u) carrying the
 pull-back metric M(z). geoopt's optimisers (``RiemannianSGD``,
 ``RiemannianAdam``) then follow the Riemannian gradient M(z)^{-1} egrad of any
-loss of ``geoopt.ManifoldParameter``s placed on it.
+loss of ``geoopt.ManifoldParameter`` tensors placed on it.
 
 Distances are lengths of connecting geodesics (any solver of
 :data:`vaemanifold.SOLVERS`), and they are differentiable in both end points
 by the first variation of arc length. For a geodesic c from x to y of length
-L = d(x, y) and unit initial/final directions u0 = c'(0)/|c'(0)|_M(x),
-u1 = c'(1)/|c'(1)|_M(y),
+L = d(x, y) and unit initial/final directions u0 = c'(0)/||c'(0)||_M(x),
+u1 = c'(1)/||c'(1)||_M(y),
 
     dL = <u1, dy>_M(y) - <u0, dx>_M(x),
 
@@ -47,7 +47,7 @@ from .geodesic import GeodesicResult, connecting_geodesic
 from .manifold import DecoderManifold
 from .solvers import GeodesicSolver
 
-#: What a pair whose geodesic did not converge gets: an error, or its (unconverged) curve is used.
+#: What a pair whose geodesic did not converge gets, an error or the use of its (unconverged) curve.
 FAILURE_POLICIES = ("raise", "keep")
 OPTIMIZERS = ("sgd", "adam")
 
@@ -274,7 +274,7 @@ class FrechetMean:
     Attributes:
         mean: (d,) the Fréchet mean.
         value: F(mean), the weighted mean squared geodesic distance to the points.
-        gradient_norm: |mean_i w_i Log_mean(z_i)|_M at the returned mean (half the
+        gradient_norm: ||mean_i w_i Log_mean(z_i)||_M at the returned mean (half the
             Riemannian gradient's norm; the step a Karcher iteration would take).
         converged: whether gradient_norm <= tol * sqrt(value).
         reason: None when converged, else why not.
@@ -318,7 +318,7 @@ def frechet_mean(
         optimizer: 'sgd' (geoopt.optim.RiemannianSGD) or 'adam' (RiemannianAdam).
         lr: learning rate.
         iterations: maximum optimiser steps.
-        tol: converged when |mean_i w_i Log_m(z_i)|_M <= tol * sqrt(F(m)) (relative to the spread).
+        tol: converged when ||mean_i w_i Log_m(z_i)||_M <= tol * sqrt(F(m)) (relative to the spread).
 
     Returns:
         a :class:`FrechetMean`.

@@ -70,7 +70,7 @@ QUICK_BUDGETS: dict[str, dict] = {
     "graph": {"k": 10},
     STOCHMAN: {"max_iter": None},
 }
-#: Time-to-quality ladders: solver -> (the option that grows, its values).
+#: Time-to-quality ladders, solver -> (the option that grows, its values).
 LADDERS: dict[str, tuple[str, tuple]] = {
     "neural": ("iterations", (25, 100, 250, 1000, 2500)),
     "spline": ("iterations", (25, 100, 250, 1000, 2500)),
@@ -85,7 +85,7 @@ QUICK_LADDERS: dict[str, tuple[str, tuple]] = {
     "graph": ("k", (5, 10, 20)),
     STOCHMAN: ("max_iter", (25, 150)),
 }
-#: The long-budget reference: solver steps, each initialised from the previous step's curves.
+#: The long-budget reference, solver steps each initialised from the previous step's curves.
 REFERENCE_STEPS: tuple[tuple[str, dict], ...] = (
     ("spline", {"iterations": 4000, "num_nodes": 24, "tol": 1e-7}),
     ("ode", {"tol": 1e-6, "max_nodes": 5000}),
@@ -383,7 +383,7 @@ def ratio_statistics(ratio: torch.Tensor) -> dict:
 def summarize(run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] = None) -> dict:
     """The head-to-head row of one run: ratio statistics, time, work and failures.
 
-    With ``truth`` (B,) also the median and largest |length / truth - 1| (over finite lengths).
+    With ``truth`` (B,) also the median and largest ``abs(length / truth - 1)`` (over finite lengths).
     """
     failed = [r for ok, r in zip(run.converged.tolist(), run.reasons) if not ok]
     row = {

@@ -63,7 +63,7 @@ PAPER_F_MEASURE = {
     (3, 4, 7): {"riemannian": (89.54, 1.61), "euclidean": (77.80, 0.91)},
     (5, 6, 9): {"riemannian": (81.13, 2.52), "euclidean": (64.93, 0.96)},
 }
-#: Clustering methods, in table order: name -> (distance, algorithm).
+#: Clustering methods in table order, name -> (distance, algorithm).
 METHODS = {
     "riemannian_kmedoids": ("geodesic", "k-medoids"),
     "euclidean_kmedoids": ("Euclidean", "k-medoids"),

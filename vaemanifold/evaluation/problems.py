@@ -17,11 +17,11 @@ import torch
 from .. import analytic
 from ..manifold import DecoderManifold
 
-#: Chart grid of the sphere problem's graph points: theta x phi nodes.
+#: Chart grid of the sphere problem's graph points, theta x phi nodes.
 SPHERE_GRID = (40, 90)
 #: theta range of the sphere grid (away from the poles, where the chart's metric is singular).
 SPHERE_THETA = (0.3, math.pi - 0.3)
-#: phi range of the sphere grid: covers sphere_pairs' endpoints (|phi| < 4).
+#: phi range of the sphere grid, covering sphere_pairs' endpoints (``abs(phi) < 4``).
 SPHERE_PHI = (-4.5, 4.5)
 #: Endpoints and graph points of the random-MLP problems are drawn from N(0, MLP_SCALE^2 I).
 MLP_SCALE = 2.0

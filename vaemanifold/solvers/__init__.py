@@ -14,6 +14,7 @@ from .neural import NeuralSolver
 from .ode import ODESolver
 from .spline import SplineSolver
 
+#: Method name -> solver class, filled by :func:`register`.
 SOLVERS: dict[str, type[GeodesicSolver]] = {}
 
 

@@ -103,7 +103,7 @@ def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> V
 
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError (a ValueError): truncated, corrupted, or not a
+        CheckpointError: (a ValueError) truncated, corrupted, or not a
             vaemanifold checkpoint, or written by a newer version.
     """
     from ..device import default_device

@@ -32,7 +32,7 @@ from .rbf import RBFPrecision
 
 #: Smooth hidden activations (the expected metric's geodesic equation needs second derivatives).
 ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "silu": nn.SiLU}
-#: Output maps of the decoder mean: 'sigmoid' for data in [0, 1] (images), 'identity' otherwise.
+#: Output maps of the decoder mean, 'sigmoid' for data in [0, 1] (images) and 'identity' otherwise.
 OUTPUTS = ("sigmoid", "identity")
 LOG_2PI = math.log(2 * math.pi)
 

@@ -17,7 +17,7 @@ precisions of :meth:`~vaemanifold.vae.rbf.RBFPrecision.init_weights`.
 Fitting the mean first matters: trained jointly, a flexible variance
 explains reconstruction errors away instead of the mean fitting the data.
 
-Phase 2 adds ``noise_std``^2 to every squared residual: the data are taken
+Phase 2 adds ``noise_std ** 2`` to every squared residual: the data are taken
 to carry that much noise. Without it the maximum-likelihood sigma of pixels
 that are 0 in every training image is zero (measured: min sigma 0, and a
 held-out ELBO of -118,920 nats per image on mnist-2d, one unseen stroke pixel
