@@ -187,3 +187,21 @@ def test_cli_reports_bad_input_as_an_error(tmp_path, capsys):
     code = main(["train", "--dataset", "mnist", "--classes", "0,42", "--out", str(tmp_path / "x"), "--quiet"])
     assert code == 2
     assert "classes [42] are not in the data" in capsys.readouterr().err
+
+
+def test_heat_map_grid_orientation_and_figure(trained, tmp_path):
+    from vaemanifold.plotting import magnification_grid, plot_latent
+
+    model, _ = trained
+    manifold = model.manifold()
+    extent = (-1.0, 2.0, -3.0, 0.5)
+    values, seconds = magnification_grid(manifold, extent, resolution=5)
+    assert values.shape == (5, 5) and seconds >= 0
+    row, col = 1, 3  # row i is y_i, column j is x_j (imshow with origin="lower")
+    point = torch.tensor([[extent[0] + col * 3.0 / 4, extent[2] + row * 3.5 / 4]])
+    assert values[row, col] == pytest.approx(manifold.log_magnification(point).item(), rel=1e-5)
+    line = torch.stack([model.latents[0] + t * (model.latents[1] - model.latents[0]) for t in torch.linspace(0, 1, 9)])
+    ax = plot_latent(manifold, labels=model.labels, curves={"line": line}, path=tmp_path / "latent.png", resolution=20)
+    assert (tmp_path / "latent.png").stat().st_size > 1000 and ax.magnification_seconds >= 0
+    with pytest.raises(ValueError, match="2-D latent"):
+        magnification_grid(vm.DecoderManifold(torch.nn.Linear(3, 4)), extent)

@@ -55,7 +55,7 @@ def latent_extent(points: torch.Tensor, margin: float = 0.15) -> Extent:
 
 @torch.no_grad()
 def magnification_grid(
-    manifold: DecoderManifold, extent: Extent, resolution: int = 200, chunk_size: int = 4096
+    manifold: DecoderManifold, extent: Extent, resolution: int = 200, chunk_size: int = 2048
 ) -> tuple[np.ndarray, float]:
     """log sqrt det M(z) on a resolution x resolution grid over ``extent``.
 
