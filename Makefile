@@ -1,14 +1,14 @@
-# Two entry points: `make demo` (the main job) and `make test`.
+# Two entry points: `make demo` (the main job) and `make test`; `make docs` builds the documentation.
 # Each creates .venv on first use from the pinned constraints.txt.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test test-all data clean
+.PHONY: demo test test-all docs data clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,docs]"
 	touch $@
 
 # Offline Fashion-MNIST (Debian package); skipped with a note elsewhere.
@@ -29,5 +29,9 @@ test: $(VENV)/.installed data
 test-all: $(VENV)/.installed data
 	$(PY) -m pytest -q -m ""
 
+# Strict: warnings are errors and every cross-reference must resolve (-n).
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -W -n --keep-going -b html docs build/docs
+
 clean:
-	rm -rf $(VENV) runs out
+	rm -rf $(VENV) runs out build
