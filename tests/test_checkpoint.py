@@ -37,7 +37,8 @@ def test_round_trip_gives_identical_outputs(model, tmp_path):
 def test_folder_paths_and_no_leftover_temporary_files(model, tmp_path):
     path = model.save(tmp_path / "run")
     assert path == tmp_path / "run" / MODEL_FILE
-    assert vm.load(tmp_path / "run").config == model.config
+    loaded = vm.load(tmp_path / "run")
+    assert loaded.config == model.config and loaded.metadata == model.metadata  # saved by default
     model.save(tmp_path / "run")  # overwrite in place
     assert [p.name for p in (tmp_path / "run").iterdir()] == [MODEL_FILE]
 

@@ -195,7 +195,10 @@ class VAE(nn.Module):
 
     # ----------------------------------------------------------------- files
     def save(self, path: Union[str, Path], metadata: Optional[dict] = None) -> Path:
-        """Write a checkpoint (see :mod:`vaemanifold.vae.checkpoint`); returns the file written."""
+        """Write a checkpoint (see :mod:`vaemanifold.vae.checkpoint`); returns the file written.
+
+        ``metadata`` defaults to ``self.metadata``.
+        """
         from .checkpoint import save
 
-        return save(self, path, metadata)
+        return save(self, path, self.metadata if metadata is None else metadata)
