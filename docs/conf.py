@@ -198,7 +198,31 @@ def _escape_bars(app, what, name, obj, options, lines):
             lines[i] = "".join(p if k % 2 else p.replace("|", "\\|") for k, p in enumerate(parts))
 
 
+def _napoleon_except_data(app, what, name, obj, options, lines):
+    """Napoleon for everything but module data and attributes.
+
+    Their docstrings are ``#:`` comments written as sentences ("Time-to-quality
+    ladders: solver -> ..."), which napoleon would split at the first colon into
+    a *type* and a description (Google style's inline attribute type).
+    """
+    from sphinx.ext.napoleon import _process_docstring
+
+    if what not in ("data", "attribute"):
+        _process_docstring(app, what, name, obj, options, lines)
+
+
+def _replace_napoleon_listener(app):
+    """Swap napoleon's autodoc-process-docstring listener for :func:`_napoleon_except_data`."""
+    from sphinx.ext.napoleon import _process_docstring
+
+    for listener in list(app.events.listeners.get("autodoc-process-docstring", [])):
+        if listener.handler is _process_docstring:
+            app.disconnect(listener.id)
+            app.connect("autodoc-process-docstring", _napoleon_except_data, priority=listener.priority)
+
+
 def setup(app):
+    app.connect("builder-inited", _replace_napoleon_listener)
     app.connect("missing-reference", _resolve_reexports)
     app.connect("autodoc-process-signature", _factory_defaults)
     app.connect("autodoc-process-docstring", _escape_bars, priority=600)  # after napoleon
