@@ -1,6 +1,6 @@
 """The models the project uses, trained once and then read from a cache folder.
 
-    model = pretrained("mnist-2d")      # trains (about 30 s on one CPU core) or loads runs/models/mnist-2d
+    model = pretrained("mnist-2d")      # trains (10-20 s on one CPU core) or loads runs/models/mnist-2d
 
 The cache folder of a preset is ``<cache>/<name>`` with ``<cache>`` the
 ``cache`` argument, else the environment variable ``VAEMANIFOLD_CACHE``, else
@@ -8,6 +8,12 @@ The cache folder of a preset is ``<cache>/<name>`` with ``<cache>`` the
 ``history.json`` and ``history.png``. A cached model whose recipe (data,
 model, schedule) differs from the preset's current one is retrained, with a
 warning; an unreadable one is an error (delete it or pass ``retrain=True``).
+
+Training runs with torch's thread setting. On a 2-core machine that other
+processes share, one thread is much faster than two (mnist-2d, load average
+1.5: 12.8 s against 74.8 s; idle threads spin while waiting for a core), so
+the command line uses ``--threads 1`` by default; from Python call
+``torch.set_num_threads(1)`` first.
 
 Presets:
 
