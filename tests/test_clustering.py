@@ -83,3 +83,27 @@ def test_subsets_and_summary():
     assert summary["riemannian_kmedoids"]["f_measure"]["mean"] == pytest.approx(0.6)
     assert summary["riemannian_kmedoids"]["f_measure"]["std"] == pytest.approx(0.1)
     assert cl.paper_row((7, 4, 3))["riemannian"] == (89.54, 1.61)
+
+
+def test_cluster_command_runs_end_to_end_with_tiny_settings(tmp_path):
+    import json
+
+    from vaemanifold.cli import main
+
+    code = main([
+        "cluster", "--quick", "--sets", "0,1", "--subsets", "2", "--subset-per-class", "12", "--epochs", "2",
+        "--validate-pairs", "0", "--frechet-points", "3", "--restarts", "2", "--out", str(tmp_path),
+    ])
+    assert code == 0
+    document = json.loads((tmp_path / "clustering.json").read_text())
+    record = document["sets"][0]
+    assert record["digits"] == [0, 1] and record["subset_size"] == 24 and record["model"]["per_digit"] == 500
+    for method in cl.METHODS:
+        assert 0.5 <= record["summary"][method]["f_measure"]["mean"] <= 1.0
+    assert len(record["class_means"]["frechet"]) == 2
+    assert "| 0,1 | geodesic k-medoids |" in (tmp_path / "clustering.md").read_text()
+    assert (tmp_path / "clusters_01.png").is_file() and (tmp_path / "means_01.png").is_file()
+    # the cached model is reused with the same recipe
+    assert main(["cluster", "--quick", "--sets", "0,1", "--subsets", "1", "--subset-per-class", "12", "--epochs", "2",
+                 "--validate-pairs", "0", "--frechet-points", "0", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "clustering.json").read_text())["sets"][0]["model"]["trained"] is False

@@ -62,8 +62,10 @@ def test_bad_arguments_are_rejected():
     latent = LatentManifold(analytic.sphere_manifold())
     with pytest.raises(ValueError, match="latent dimension"):
         latent.metric(torch.zeros(4, 3))
-    with pytest.raises(ValueError, match="optimizer"):
-        frechet_mean(latent, torch.ones(3, 2), optimizer="lbfgs")
+    with pytest.raises(ValueError, match="lr > 0"):
+        frechet_mean(latent, torch.ones(3, 2), lr=0)
+    with pytest.raises(ValueError, match="weights"):
+        frechet_mean(latent, torch.ones(3, 2), weights=torch.tensor([1.0, -1.0, 1.0]))
 
 
 # ------------------------------------------------------------------ the sphere chart: closed forms
@@ -135,3 +137,13 @@ def test_weighted_frechet_mean_of_two_points_is_on_the_great_circle(sphere):
     torch.testing.assert_close(analytic.great_circle_distance(result.mean, b), total / 4, atol=1e-4, rtol=0)
     torch.testing.assert_close(analytic.great_circle_distance(result.mean, a), 3 * total / 4, atol=1e-4, rtol=0)
     assert math.isfinite(result.seconds) and result.iterations >= 1
+
+
+def test_frechet_mean_backtracks_an_overshooting_step(sphere):
+    truth = karcher_mean_s2(analytic.sphere_chart(POINTS))
+    result = frechet_mean(sphere, POINTS, lr=3.0, tol=1e-5)  # a full step of 6x the Karcher step overshoots
+    assert result.converged, result.reason
+    assert any(h["lr"] is not None and h["lr"] < 3.0 for h in result.history)
+    values = [h["value"] for h in result.history]
+    assert all(b < a for a, b in zip(values, values[1:]))  # monotone
+    assert torch.linalg.cross(analytic.sphere_chart(result.mean), truth).norm().arcsin() < 1e-3

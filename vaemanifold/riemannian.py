@@ -29,11 +29,13 @@ The Fréchet mean of points z_i with weights w_i minimises
 F(m) = sum_i w_i d^2(m, z_i) / sum_i w_i, whose Riemannian gradient is
 -2 sum_i w_i Log_m(z_i) / sum_i w_i. Riemannian SGD at learning rate 1/2 with
 the retraction z + u is therefore the standard Karcher iteration
-m <- m + mean_i Log_m(z_i) (with the retraction in place of Exp).
+m <- m + mean_i Log_m(z_i) (with the retraction in place of Exp);
+:func:`frechet_mean` backtracks that step when it does not decrease F.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -49,7 +51,6 @@ from .solvers import GeodesicSolver
 
 #: What a pair whose geodesic did not converge gets, an error or the use of its (unconverged) curve.
 FAILURE_POLICIES = ("raise", "keep")
-OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass
@@ -274,13 +275,15 @@ class FrechetMean:
     Attributes:
         mean: (d,) the Fréchet mean.
         value: F(mean), the weighted mean squared geodesic distance to the points.
-        gradient_norm: ||mean_i w_i Log_mean(z_i)||_M at the returned mean (half the
+        gradient_norm: |mean_i w_i Log_mean(z_i)|_M at the returned mean (half the
             Riemannian gradient's norm; the step a Karcher iteration would take).
         converged: whether gradient_norm <= tol * sqrt(value).
         reason: None when converged, else why not.
-        iterations: optimiser steps taken.
+        iterations: accepted optimiser steps.
+        evaluations: evaluations of F (each solves N geodesics), backtracking included.
         seconds: wall time.
-        history: per evaluated iterate: ``value``, ``gradient_norm``, ``unconverged`` geodesics.
+        history: per accepted iterate: ``value``, ``gradient_norm``, ``lr`` of the step
+            that reached it, ``unconverged`` geodesics.
     """
 
     mean: torch.Tensor
@@ -289,6 +292,7 @@ class FrechetMean:
     converged: bool
     reason: Optional[str]
     iterations: int
+    evaluations: int
     seconds: float
     history: list[dict] = field(default_factory=list)
 
@@ -298,34 +302,37 @@ def frechet_mean(
     points: torch.Tensor,
     weights: Optional[torch.Tensor] = None,
     init: Optional[torch.Tensor] = None,
-    optimizer: str = "sgd",
     lr: float = 0.5,
     iterations: int = 50,
     tol: float = 1e-4,
+    max_halvings: int = 8,
 ) -> FrechetMean:
-    """Fréchet (Karcher) mean of latent points by geoopt's Riemannian optimisers.
+    """Fréchet (Karcher) mean of latent points by Riemannian gradient descent (geoopt).
 
-    Minimises F(m) = sum_i w_i d^2(m, z_i) / sum_i w_i with a
-    ``geoopt.ManifoldParameter`` on ``latent``; every step solves the N
-    geodesics from m to the points in one batch. With the default 'sgd' at
-    lr 1/2 each step is a Karcher iteration m <- m + mean_i w_i Log_m(z_i).
+    Minimises F(m) = sum_i w_i d^2(m, z_i) / sum_i w_i over a
+    ``geoopt.ManifoldParameter`` on ``latent`` with ``geoopt.optim.RiemannianSGD``;
+    every evaluation solves the N geodesics from m to the points in one batch.
+    At lr 1/2 a step is the Karcher iteration m <- m + mean_i w_i Log_m(z_i).
+    In a strongly curved latent space that full step can overshoot (the
+    retraction z + u is only a first-order approximation of Exp), so each
+    step starts at ``lr`` and is halved, up to ``max_halvings`` times, until F
+    decreases (monotone backtracking).
 
     Args:
         latent: a :class:`LatentManifold` (its solver and options are used).
         points: (N, d) latent points.
         weights: optional (N,) non-negative weights (default uniform).
         init: (d,) start (default: the weighted Euclidean mean of the points).
-        optimizer: 'sgd' (geoopt.optim.RiemannianSGD) or 'adam' (RiemannianAdam).
-        lr: learning rate.
-        iterations: maximum optimiser steps.
-        tol: converged when ||mean_i w_i Log_m(z_i)||_M <= tol * sqrt(F(m)) (relative to the spread).
+        lr: initial learning rate of every step.
+        iterations: maximum accepted steps.
+        tol: converged when |mean_i w_i Log_m(z_i)|_M <= tol * sqrt(F(m)) (relative to the spread).
+        max_halvings: backtracking halvings per step before giving up.
 
     Returns:
         a :class:`FrechetMean`.
     """
     if not isinstance(latent, LatentManifold):
         raise TypeError(f"latent must be a LatentManifold, got {type(latent).__name__}")
-    check_choice("optimizer", optimizer, OPTIMIZERS)
     check_points(points, latent.latent_dim, "points")
     if points.dim() != 2 or len(points) == 0:
         raise ValueError(f"points must be (N, d) with N >= 1, got shape {tuple(points.shape)}")
@@ -333,8 +340,10 @@ def frechet_mean(
         weights = torch.ones(len(points), dtype=points.dtype, device=points.device)
     if weights.shape != (len(points),) or bool((weights < 0).any()) or not float(weights.sum()) > 0:
         raise ValueError(f"weights must be ({len(points)},), non-negative, with a positive sum")
-    if lr <= 0 or iterations < 1 or tol <= 0:
-        raise ValueError(f"need lr > 0, iterations >= 1, tol > 0; got lr={lr}, iterations={iterations}, tol={tol}")
+    if lr <= 0 or iterations < 1 or tol <= 0 or max_halvings < 0:
+        raise ValueError(
+            f"need lr > 0, iterations >= 1, tol > 0, max_halvings >= 0; got {lr}, {iterations}, {tol}, {max_halvings}"
+        )
     points = points.detach()
     w = (weights / weights.sum()).to(points)
     start = (w.unsqueeze(-1) * points).sum(dim=0) if init is None else check_points(init, latent.latent_dim, "init")
@@ -342,37 +351,64 @@ def frechet_mean(
         raise ValueError(f"init must be ({latent.latent_dim},), got {tuple(start.shape)}")
 
     m = geoopt.ManifoldParameter(start.detach().clone(), manifold=latent)
-    kind = geoopt.optim.RiemannianSGD if optimizer == "sgd" else geoopt.optim.RiemannianAdam
-    opt = kind([m], lr=lr)
-    history: list[dict] = []
+    opt = geoopt.optim.RiemannianSGD([m], lr=lr)
     clock = time.perf_counter()
-    steps, converged, reason = 0, False, None
-    while True:
+    evaluations = 0
+
+    def evaluate() -> float:
+        nonlocal evaluations
+        evaluations += 1
         opt.zero_grad()
         value = (w * latent.dist2(m.unsqueeze(0), points)).sum()
         value.backward()
+        return value.item()
+
+    def half_gradient_norm() -> float:
         with torch.no_grad():
-            half = -0.5 * latent.egrad2rgrad(m, m.grad)  # = mean_i w_i Log_m(z_i)
-            norm = latent.norm(m, half).item()
-        history.append({"value": value.item(), "gradient_norm": norm, "unconverged": latent.last_unconverged})
-        if norm <= tol * value.clamp_min(0).sqrt().item():
+            return latent.norm(m, -0.5 * latent.egrad2rgrad(m, m.grad)).item()  # |mean_i w_i Log_m(z_i)|_M
+
+    value = evaluate()
+    history = [{"value": value, "gradient_norm": half_gradient_norm(), "lr": None, "unconverged": latent.last_unconverged}]
+    steps, converged, reason = 0, False, None
+    while True:
+        norm = history[-1]["gradient_norm"]
+        if norm <= tol * max(value, 0.0) ** 0.5:
             converged = True
             break
-        if not (torch.isfinite(value) and torch.isfinite(m.grad).all()):
+        if not (math.isfinite(value) and bool(torch.isfinite(m.grad).all())):
             reason = "the objective or its gradient is not finite"
             break
         if steps == iterations:
-            reason = f"|mean Log| = {norm:.2e} > tol * sqrt(F) = {tol * value.sqrt().item():.2e} after {steps} steps"
+            reason = f"|mean Log| = {norm:.2e} > tol * sqrt(F) = {tol * value ** 0.5:.2e} after {steps} steps"
             break
-        opt.step()
+        point, grad = m.detach().clone(), m.grad.clone()
+        step_lr = lr
+        for _ in range(max_halvings + 1):
+            opt.param_groups[0]["lr"] = step_lr
+            opt.step()
+            candidate = evaluate()
+            if candidate < value:
+                break
+            with torch.no_grad():
+                m.copy_(point)
+                m.grad = grad.clone()
+            step_lr /= 2
+        else:
+            reason = f"no decrease of F along the gradient after {max_halvings} halvings of lr (|mean Log| = {norm:.2e})"
+            break
         steps += 1
+        value = candidate
+        history.append(
+            {"value": value, "gradient_norm": half_gradient_norm(), "lr": step_lr, "unconverged": latent.last_unconverged}
+        )
     return FrechetMean(
         mean=m.detach().clone(),
-        value=history[-1]["value"],
+        value=value,
         gradient_norm=history[-1]["gradient_norm"],
         converged=converged,
         reason=reason,
         iterations=steps,
+        evaluations=evaluations,
         seconds=time.perf_counter() - clock,
         history=history,
     )
