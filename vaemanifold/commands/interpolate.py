@@ -23,7 +23,6 @@ from .. import data
 from ..evaluation import interpolation as ip
 from ..evaluation.classifier import KINDS, train_classifier
 from ..evaluation.clustering import as_json
-from ..evaluation.problems import training_data
 from ..solvers import SOLVERS
 from ..vae import load, pretrained
 from .train import add_threads_argument, set_threads
@@ -74,13 +73,23 @@ def _models(args: argparse.Namespace):
     return [(name, pretrained(name, data_root=args.root, device="cpu", progress=False)) for name in DEFAULT_PRESETS]
 
 
+def model_data(metadata: dict) -> tuple[str, object, object, int]:
+    """(dataset, classes, per_class, split seed) of a model's training data, from its checkpoint metadata
+    (presets keep them under ``recipe``, ``vaemanifold train`` at the top level; the split seed is the schedule's)."""
+    info = metadata.get("recipe", metadata)
+    if info.get("dataset") not in data.IMAGE_DATASETS:
+        raise ValueError(
+            f"the model's metadata names no image data set (dataset={info.get('dataset')!r}); "
+            "interpolate needs the model's training images and their held-out test split"
+        )
+    return info["dataset"], info.get("classes"), info.get("per_class"), int((info.get("schedule") or {}).get("seed", 0))
+
+
 def run_model(name: str, model, args: argparse.Namespace, methods: dict, pairs: int, out: Path) -> dict:
     """Classifier, pairs, every method, figures, summary for one model."""
     clock = time.perf_counter()
-    source = training_data(model.metadata)
-    recipe = model.metadata.get("recipe", model.metadata)
-    dataset, classes, seed = source["dataset"], source["classes"], source["split_seed"]
-    X, y = data.load(dataset, "train", classes=classes, per_class=recipe.get("per_class"), root=args.root, seed=seed)
+    dataset, classes, per_class, seed = model_data(model.metadata)
+    X, y = data.load(dataset, "train", classes=classes, per_class=per_class, root=args.root, seed=seed)
     X_test, y_test = data.load(dataset, "test", classes=classes, root=args.root, seed=seed)
     classifier = train_classifier(X, y, X_test, y_test, kind=args.classifier, seed=args.seed)
     print(f"{name}: classifier ({args.classifier}) test accuracy {classifier.accuracy:.2%} on {len(y_test)} images", flush=True)
