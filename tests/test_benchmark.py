@@ -137,9 +137,10 @@ def test_run_solver_matches_connecting_geodesic():
 def test_run_benchmark_json_has_the_documented_keys():
     problem = pb.sphere_problem(pairs=2, seed=1)
     budgets = {"linear": {}, bm.STOCHMAN: {"max_iter": 5}}
-    ladders = {bm.STOCHMAN: ("max_iter", (2, 5))}
+    ladders = {bm.STOCHMAN: ("max_iter", (0.4, 1))}  # factors: max_iter 2, then the budget's 5
     result = bm.run_benchmark(problem, budgets, ladders, reference=())
     # the ladder step equal to the budget reuses the head-to-head run
+    assert result.ladders[bm.STOCHMAN][0].budget == {"max_iter": 2}
     assert result.ladders[bm.STOCHMAN][1] is result.runs[1]
     settings = report.settings(bm.MEASURE_GRID, 2, 1, True, "cpu", budgets, ladders, ())
     document = json.loads(json.dumps(report.to_json([result], settings), allow_nan=False))
@@ -164,6 +165,20 @@ def test_run_benchmark_json_has_the_documented_keys():
 
 def test_default_budgets_cover_every_registered_solver():
     assert set(bm.default_budgets()) == set(vm.SOLVERS) | {bm.STOCHMAN}
+    assert set(bm.default_budgets(quick=True)) == set(vm.SOLVERS) | {bm.STOCHMAN}
+
+
+def test_scaled_budget_scales_the_resolved_default():
+    default = vm.SOLVERS["neural"]().iterations
+    assert bm.scaled_budget("neural", {}, "iterations", 0.1) == {"iterations": max(1, round(default * 0.1))}
+    assert bm.scaled_budget("neural", {"iterations": 40}, "iterations", 0.5) == {"iterations": 20}
+    assert bm.scaled_budget("neural", {"iterations": 40}, "iterations", 1e-6) == {"iterations": 1}
+    assert bm.scaled_budget("ode", {"tol": 1e-6}, "tol", 100.0)["tol"] == pytest.approx(1e-4)
+    assert bm.scaled_budget(bm.STOCHMAN, {"max_iter": None}, "max_iter", 2) == {"max_iter": 2 * bm.STOCHMAN_ITERATIONS}
+    with pytest.raises(ValueError, match="no option"):
+        bm.scaled_budget("neural", {}, "nope", 2)
+    with pytest.raises(ValueError, match="not numeric"):
+        bm.scaled_budget("neural", {}, "activation", 2)
 
 
 def test_draw_pairs_is_seeded_and_splits_same_and_cross_class():
@@ -193,3 +208,50 @@ def test_cli_analytic_writes_the_three_files(tmp_path, capsys):
     assert "## mlp-d8" in (out / "benchmark.md").read_text()
     assert main(["benchmark", "--analytic", "--methods", "nope", "--out", str(out)]) == 2
     assert "unknown methods" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def tiny_vae():
+    """A small VAE trained for a few epochs on the synthetic 4-class 'ring' set (seconds)."""
+    from vaemanifold import data
+    from vaemanifold.vae import TrainConfig, VAEConfig, train
+
+    X, y = data.load("ring", "train", per_class=40, seed=0)
+    config = VAEConfig(data_dim=X.shape[1], latent_dim=2, hidden=(16,), output="identity", num_centers=8)
+    model, _ = train(X, y, config, TrainConfig(epochs=3, variance_iterations=5, seed=0), device="cpu", progress=False)
+    model.metadata = {"dataset": "ring", "classes": None, "schedule": {"seed": 0}}
+    return model
+
+
+def test_model_problem_pairs_are_posterior_means_of_held_out_images(tiny_vae):
+    from vaemanifold import data
+
+    problem = pb.model_problem(tiny_vae, "ring-tiny", 5, seed=3)
+    X, y = data.load("ring", "test", seed=0)
+    first, second = torch.tensor(problem.info["first"]), torch.tensor(problem.info["second"])
+    with torch.no_grad():
+        torch.testing.assert_close(problem.z0, tiny_vae.encode(X[first])[0])
+        torch.testing.assert_close(problem.z1, tiny_vae.encode(X[second])[0])
+    assert problem.info["same_class"] == [True, True, True, False, False]
+    assert problem.info["first_label"] == y[first].tolist()
+    assert problem.manifold.latents is not None  # the graph solver's points: the training codes
+    again = pb.model_problem(tiny_vae, "ring-tiny", 5, seed=3)
+    assert torch.equal(again.z0, problem.z0)
+    metadata, tiny_vae.metadata = tiny_vae.metadata, {}
+    try:
+        with pytest.raises(ValueError, match="training data set"):
+            pb.model_problem(tiny_vae, "ring-tiny", 5)
+    finally:
+        tiny_vae.metadata = metadata
+
+
+def test_cli_benchmarks_a_saved_model(tiny_vae, tmp_path):
+    tiny_vae.save(tmp_path / "tiny")
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--model", str(tmp_path / "tiny"), "--quick", "--pairs", "2", "--methods", "linear,stochman",
+            "--out", str(out)]
+    assert main(argv) == 0
+    document = json.loads((out / "benchmark.json").read_text())
+    (model,) = document["models"]
+    assert model["name"] == "tiny" and model["pairs"] == 2 and len(model["records"]) == 2 * 2
+    assert model["pair_info"]["dataset"] == "ring"

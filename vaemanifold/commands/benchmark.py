@@ -24,18 +24,33 @@ HELP = (
     "length ratio to the best known, seconds per pair, failures, time to quality."
 )
 #: Default pairs per decoder: analytic (issue-2 table), trained models, trained models with --quick.
-ANALYTIC_PAIRS, MODEL_PAIRS, QUICK_PAIRS = 16, 32, 8
+ANALYTIC_PAIRS, MODEL_PAIRS, QUICK_PAIRS = 16, 16, 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
+        "--model",
+        action="append",
+        metavar="DIR",
+        help="a saved model (folder with model.pt, or the file); repeat for several "
+        "(default: the presets, trained once or read from their cache)",
+    )
+    source.add_argument(
         "--analytic",
         action="store_true",
         help="no training: the sphere chart (vs great circles) and random tanh-MLP decoders with d=2 and d=8",
     )
-    parser.add_argument("--quick", action="store_true", help="smaller budgets, ladders and reference; fewer pairs")
-    parser.add_argument("--pairs", type=int, default=None, help=f"pairs per decoder (default {ANALYTIC_PAIRS} analytic)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller budgets and ladders, no reference run, fewer pairs"
+    )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=None,
+        help=f"pairs per decoder (default {ANALYTIC_PAIRS} analytic, {MODEL_PAIRS} per model, {QUICK_PAIRS} with --quick)",
+    )
+    parser.add_argument("--root", default=None, help="torchvision-layout data folder for the held-out images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
     parser.add_argument("--out", default="runs/benchmark", help="output folder (default runs/benchmark)")
     parser.add_argument(
@@ -62,8 +77,18 @@ def _budgets(args: argparse.Namespace) -> dict[str, dict]:
 
 def _problems(args: argparse.Namespace) -> list[pb.Problem]:
     if args.analytic:
-        return pb.analytic_problems(args.pairs or ANALYTIC_PAIRS, args.seed)
-    raise ValueError("pass --analytic (trained-model benchmarks are not available yet)")
+        return pb.analytic_problems(args.pairs or (QUICK_PAIRS if args.quick else ANALYTIC_PAIRS), args.seed)
+    from ..vae import PRESETS, load, pretrained
+
+    pairs = args.pairs or (QUICK_PAIRS if args.quick else MODEL_PAIRS)
+    if args.model:
+        models = []
+        for path in args.model:
+            model = load(path)
+            models.append((model.metadata.get("preset") or Path(path).resolve().name, model))
+    else:
+        models = [(name, pretrained(name, data_root=args.root)) for name in PRESETS]
+    return [pb.model_problem(model, name, pairs, args.seed, args.root) for name, model in models]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     budgets = _budgets(args)
     ladders = {} if args.no_ladders else (bm.QUICK_LADDERS if args.quick else bm.LADDERS)
-    reference = () if args.no_reference else (bm.QUICK_REFERENCE_STEPS if args.quick else bm.REFERENCE_STEPS)
+    reference = () if args.no_reference or args.quick else bm.REFERENCE_STEPS
     problems = _problems(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

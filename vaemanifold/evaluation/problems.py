@@ -2,8 +2,8 @@
 
 * :func:`analytic_problems` -- the issue-2 table: the sphere chart (truth: the
   great-circle distance) and a random tanh-MLP decoder with d = 2 and d = 8.
-* :func:`model_problem` -- a trained VAE with pairs drawn from held-out data
-  (see :mod:`vaemanifold.evaluation.pairs`).
+* :func:`model_problem` -- a trained VAE with pairs of held-out images,
+  encoded to their posterior means (see :mod:`vaemanifold.evaluation.pairs`).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from typing import Optional
 
 import torch
 
-from .. import analytic
+from .. import analytic, data
 from ..manifold import DecoderManifold
+from .pairs import draw_pairs
 
 #: Chart grid of the sphere problem's graph points, theta x phi nodes.
 SPHERE_GRID = (40, 90)
@@ -125,3 +126,68 @@ def analytic_problems(pairs: int = 16, seed: int = 0, latent_dims: tuple[int, ..
     if pairs < 1:
         raise ValueError(f"pairs must be >= 1, got {pairs}")
     return [sphere_problem(pairs, seed)] + [mlp_problem(d, pairs, seed) for d in latent_dims]
+
+
+def training_data(metadata: dict) -> dict:
+    """How a model's training data was chosen, from its checkpoint metadata.
+
+    Presets keep it under ``metadata["recipe"]``, ``vaemanifold train`` at the
+    top level. The seed of the train/test split (it matters where the source
+    has no official split, e.g. the 5k MNIST subset) is the training
+    schedule's seed: both write the seed they passed to :func:`vaemanifold.data.load`
+    there (presets: 0).
+
+    Returns:
+        {"dataset", "classes", "split_seed"}.
+
+    Raises:
+        ValueError: the metadata does not say which data set the model was trained on.
+    """
+    info = metadata.get("recipe", metadata)
+    if info.get("dataset") not in data.DATASETS:
+        raise ValueError(
+            f"the model's metadata names no known training data set (dataset={info.get('dataset')!r}); "
+            "cannot draw held-out pairs"
+        )
+    return {
+        "dataset": info["dataset"],
+        "classes": info.get("classes"),
+        "split_seed": int((info.get("schedule") or {}).get("seed", 0)),
+    }
+
+
+def model_problem(model, name: str, pairs: int, seed: int = 0, root: Optional[str] = None) -> Problem:
+    """A trained VAE and ``pairs`` held-out pairs (half same-class, seeded), at their posterior means.
+
+    Args:
+        model: a :class:`vaemanifold.vae.VAE` with a fitted variance network.
+        name: the problem's name (e.g. the preset).
+        pairs: P.
+        seed: seed of the pair choice.
+        root: optional torchvision-layout data folder (as for training).
+
+    The held-out images are the test split of the model's training data set
+    and classes (:func:`training_data`). The graph solver uses the model's
+    training codes (``manifold.latents``).
+    """
+    source = training_data(model.metadata)
+    X, y = data.load(source["dataset"], "test", classes=source["classes"], root=root, seed=source["split_seed"])
+    index = draw_pairs(y, pairs, seed)
+    with torch.no_grad():
+        z0 = model.encode(X[index.first].to(model.device))[0]
+        z1 = model.encode(X[index.second].to(model.device))[0]
+    manifold = model.manifold()
+    codes = 0 if manifold.latents is None else len(manifold.latents)
+    classes = "all classes" if source["classes"] is None else f"classes {source['classes']}"
+    return Problem(
+        name=name,
+        manifold=manifold,
+        z0=z0,
+        z1=z1,
+        description=(
+            f"trained VAE {name} (d={manifold.latent_dim}); {pairs} pairs of held-out {source['dataset']} test "
+            f"images ({classes}; {int(index.same_class.sum())} same-class, {int((~index.same_class).sum())} "
+            f"cross-class; seed {seed}) at their posterior means; graph points: the {codes} training codes"
+        ),
+        info={**source, "seed": seed, "test_images": len(y), **index.to_dict(y)},
+    )

@@ -7,7 +7,7 @@ benchmark.json::
         "threads": torch.get_num_threads(), "torch": version, "stochman": version,
         "device": "cpu" | "cuda:0", "grid": dense grid points, "pairs": P, "seed": S,
         "quick": bool, "command": the command line, "seconds": total wall time,
-        "budgets": {method: options}, "ladders": {method: [option, [values]]},
+        "budgets": {method: declared options}, "ladders": {method: [option, [factors]]},
         "reference": [[solver, options], ...]
       },
       "models": [                        # one per decoder (trained model or analytic problem)
@@ -17,7 +17,7 @@ benchmark.json::
           "best_source": [B labels],     # the run that found it
           "truth": [B numbers] | null,   # analytic distances where known
           "summary": [                   # one row per method (head-to-head + reference runs)
-            {"solver", "method", "budget", "median_length_ratio", "p90_length_ratio",
+            {"solver", "method", "budget", "options", "median_length_ratio", "p90_length_ratio",
              "frac_within_1pct", "median_seconds_per_pair", "setup_seconds", "iterations",
              "evaluations_per_pair", "failures", "failure_example", "max_grid_change",
              ["median_error_vs_truth", "max_error_vs_truth"]}     # only with a truth
@@ -34,7 +34,9 @@ benchmark.json::
     }
 
 Numbers that are NaN or infinite are written as null. ``seconds_per_pair`` is
-the batched call's wall time divided by the number of pairs.
+the batched call's wall time divided by the number of pairs. ``budget`` is
+what was declared, ``options`` every option the method ran with (the
+solver's defaults included).
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def write_json(document: dict, path: Path) -> Path:
 def _budget_text(row: dict) -> str:
     if row["method"] == STOCHMAN and row["budget"].get("max_iter") is None:
         return f"as shipped (Adam lr 0.1, {STOCHMAN_ITERATIONS} it, {STOCHMAN_GRID}-pt grid)"
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["budget"].items()) or "-"
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in row["budget"].items()) or "defaults"
 
 
 def _fmt(x: Optional[float], spec: str) -> str:
@@ -140,6 +142,14 @@ def markdown(document: dict) -> str:
         "time-to-quality runs included). s/pair: batched wall time / pairs, after a warm-up on one pair "
         "(setup s: the warm-up call, e.g. building the graph). Failures: pairs not converged.",
     ]
+    steps = " then ".join(f"{name} ({', '.join(f'{k}={v}' for k, v in options.items())})" for name, options in s["reference"])
+    lines += ["", f"Reference run (each step starts from the previous step's curves): {steps or 'none'}."]
+    if document["models"]:
+        lines += ["", "Options each method ran with (problem-specific extras such as graph points aside):", ""]
+        lines += [
+            f"- {row['solver']}: " + (", ".join(f"{k}={v}" for k, v in row["options"].items()) or "(no options)")
+            for row in document["models"][0]["summary"]
+        ]
     for model in document["models"]:
         truth = model["truth"] is not None
         lines += ["", f"## {model['name']}", "", model["description"], ""]
