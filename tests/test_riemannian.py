@@ -54,6 +54,20 @@ def test_riemannian_sgd_step_follows_inverse_metric(random_latent):
     torch.testing.assert_close(z.detach(), expected)
 
 
+def test_riemannian_adam_first_step_is_a_unit_metric_step(random_latent):
+    decoder, latent = random_latent
+    start = torch.tensor([0.3, -0.2, 0.5], dtype=torch.float64)
+    z = geoopt.ManifoldParameter(start.clone(), manifold=latent)
+    opt = geoopt.optim.RiemannianAdam([z], lr=0.01, eps=0.0)
+    (decoder.mean(z) ** 2).sum().backward()
+    egrad = z.grad.clone()
+    opt.step()
+    # Adam's first step with the metric norm (component_inner): -lr * rgrad / |rgrad|_M
+    M = explicit_metric(decoder, start.unsqueeze(0))[0]
+    rgrad = torch.linalg.solve(M, egrad)
+    torch.testing.assert_close(z.detach(), start - 0.01 * rgrad / (rgrad @ M @ rgrad).sqrt())
+
+
 def test_bad_arguments_are_rejected():
     with pytest.raises(TypeError, match="DecoderManifold"):
         LatentManifold(lambda z: z)

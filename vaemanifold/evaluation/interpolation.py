@@ -232,7 +232,7 @@ def strip_figure(
 
     rows = [(p, k) for p in pairs for k in range(len(runs))]
     frames = images[0].shape[1]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(frames * 0.55 + 2.2, len(rows) * 0.62 + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(frames * 0.55 + 2.2, len(rows) * 0.42 + 0.8), squeeze=False)
     for ax, (p, k) in zip(axes[:, 0], rows):
         strip = images[k][p].detach().cpu().reshape(frames, side, side).permute(1, 0, 2).reshape(side, frames * side)
         ax.imshow(strip.numpy(), cmap="gray", vmin=0, vmax=1, aspect="equal")
