@@ -268,7 +268,7 @@ def markdown(document: dict) -> str:
             for d in details:
                 lines.append(
                     f"| {','.join(map(str, digits))} | {d['class']} | {d['points']} | {d['value_at_euclidean_mean']:.2f} | "
-                    f"{d['value']:.2f} | {d['iterations']} | {'yes' if d['converged'] else 'no: ' + str(d['reason'])} |"
+                    f"{d['value']:.2f} | {d['iterations']} | {'yes' if d['converged'] else 'no: ' + str(d['reason']).replace('|', chr(92) + '|')} |"
                 )
     lines += ["", f"Total wall time {document['seconds']:.0f} s on {document['threads']} thread(s); command: `{document['command']}`", ""]
     return "\n".join(lines)
