@@ -22,7 +22,6 @@ version = release
 extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
-    "sphinx.ext.autosummary",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
 ]
@@ -37,7 +36,6 @@ myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": True, "show-inheritance": True}
 autodoc_typehints = "signature"
-autosummary_generate = False
 autodoc_inherit_docstrings = False  # torch's and stochman's docstrings are not ours to render
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
@@ -52,37 +50,19 @@ _EXTERNAL = [
     "torch.Tensor",
     "torch.device",
     "torch.dtype",
-    "torch.Generator",
     "torch._C.Generator",
-    "torch.Size",
-    "torch.nn.Module",
     "torch.nn.modules.module.Module",
-    "torch.nn.Sequential",
     "torch.nn.modules.container.Sequential",
-    "torch.nn.Parameter",
-    "torch.autograd.Function",
-    "torch.autograd.function.Function",
-    "torch.optim.Optimizer",
-    "torch.utils.data.Dataset",
     "numpy.ndarray",
-    "np.ndarray",
     "stochman.curves.BasicCurve",
     "stochman.curves.CubicSpline",
     "stochman.manifold.EmbeddedManifold",
-    "stochman.manifold.Manifold",
     "geoopt.manifolds.base.Manifold",
-    "geoopt.ManifoldParameter",
-    "geoopt.tensor.ManifoldParameter",
-    "sklearn.neighbors.NearestNeighbors",
     "sklearn.neighbors._unsupervised.NearestNeighbors",
-    "matplotlib.axes.Axes",
-    "matplotlib.axes._axes.Axes",
-    "matplotlib.figure.Figure",
     # the standard library (no intersphinx)
     "abc.ABC",
     "io.BufferedWriter",
     "pathlib.Path",
-    "os.PathLike",
     # string annotations autodoc cannot evaluate (a TYPE_CHECKING import in the same signature)
     "Path",
     "PathLike",
