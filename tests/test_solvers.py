@@ -4,8 +4,6 @@ Solvers are taken from vm.SOLVERS, so a newly registered one is tested here
 automatically (give it a tolerance below if 1% is not its documented accuracy).
 """
 
-import math
-
 import pytest
 import torch
 
@@ -30,10 +28,7 @@ SOLVER_NAMES = sorted(vm.SOLVERS)
 
 def sphere_with_latents() -> vm.DecoderManifold:
     """Sphere chart with a 40 x 60 grid of chart points (for the graph solver)."""
-    theta = torch.linspace(0.3, math.pi - 0.3, 40, dtype=D64)
-    phi = torch.linspace(-math.pi, math.pi, 60, dtype=D64)
-    grid = torch.cartesian_prod(theta, phi)
-    return vm.DecoderManifold(analytic.sphere_chart, latents=grid)
+    return analytic.sphere_manifold(latents=analytic.sphere_grid())
 
 
 @pytest.fixture(scope="module")

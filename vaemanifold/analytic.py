@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -29,9 +30,20 @@ def great_circle_distance(z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
     return torch.arccos(cos)
 
 
-def sphere_manifold() -> DecoderManifold:
-    """The unit sphere through its spherical-coordinate chart (keep points away from the poles)."""
-    return DecoderManifold(sphere_chart, latent_dim=2)
+def sphere_grid(n_theta: int = 40, n_phi: int = 60, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """(n_theta * n_phi, 2) chart points, theta in [0.3, pi - 0.3], phi in [-pi, pi] (for the graph solver)."""
+    theta = torch.linspace(0.3, math.pi - 0.3, n_theta, dtype=dtype)
+    phi = torch.linspace(-math.pi, math.pi, n_phi, dtype=dtype)
+    return torch.cartesian_prod(theta, phi)
+
+
+def sphere_manifold(latents: Optional[torch.Tensor] = None) -> DecoderManifold:
+    """The unit sphere through its spherical-coordinate chart (keep points away from the poles).
+
+    Args:
+        latents: optional (N, 2) chart points to attach (e.g. :func:`sphere_grid`).
+    """
+    return DecoderManifold(sphere_chart, latents=latents, latent_dim=2)
 
 
 def sphere_pairs(n: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
