@@ -255,3 +255,18 @@ def test_cli_benchmarks_a_saved_model(tiny_vae, tmp_path):
     (model,) = document["models"]
     assert model["name"] == "tiny" and model["pairs"] == 2 and len(model["records"]) == 2 * 2
     assert model["pair_info"]["dataset"] == "ring"
+
+
+def test_a_solver_that_raises_is_recorded_as_failed_not_fatal():
+    M = analytic.sphere_manifold()  # no latents and no graph points: the graph solver raises
+    z0, z1 = analytic.sphere_pairs(2)
+    problem = pb.Problem("bare", M, z0, z1, "sphere without graph points")
+    result = bm.run_benchmark(problem, {"linear": {}, "graph": {}}, ladders={}, reference=())
+    graph = result.runs[1]
+    assert not graph.converged.any() and torch.isnan(graph.length).all()
+    assert graph.reasons[0].startswith("raised ValueError") and "points" in graph.reasons[0]
+    row = result.summary()[1]
+    assert row["failures"] == 2 and row["frac_within_1pct"] == 0 and row["median_length_ratio"] is None
+    json.dumps(report.to_json([result], {}), allow_nan=False)  # NaNs become nulls
+    with pytest.raises(TypeError):  # a bad budget is the caller's error, raised before any run
+        bm.run_benchmark(problem, {"graph": {"nope": 1}}, ladders={}, reference=())

@@ -91,6 +91,16 @@ def _problems(args: argparse.Namespace) -> list[pb.Problem]:
     return [pb.model_problem(model, name, pairs, args.seed, args.root) for name, model in models]
 
 
+def _write(out: Path, results: list[bm.BenchmarkResult], settings: dict) -> str:
+    """Write benchmark.json, benchmark.md and time_to_quality.png; returns the markdown."""
+    document = report.to_json(results, settings)
+    report.write_json(document, out / "benchmark.json")
+    text = report.markdown(document)
+    (out / "benchmark.md").write_text(text)
+    report.plot_time_to_quality(document, out / "time_to_quality.png")
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     if args.pairs is not None and args.pairs < 1:
         raise ValueError(f"--pairs must be >= 1, got {args.pairs}")
@@ -101,34 +111,32 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     budgets = _budgets(args)
     ladders = {} if args.no_ladders else (bm.QUICK_LADDERS if args.quick else bm.LADDERS)
+    ladders = {k: v for k, v in ladders.items() if k in budgets}
     reference = () if args.no_reference or args.quick else bm.REFERENCE_STEPS
     problems = _problems(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results = [
-        bm.run_benchmark(p, budgets, ladders, reference, args.grid, log=lambda line: print(line, flush=True))
-        for p in problems
-    ]
-    device = str(bm.device_of(problems[0].manifold)) if problems else "cpu"
-    ladders = {k: v for k, v in ladders.items() if k in budgets}
     settings = report.settings(
         args.grid,
         problems[0].pairs,
         args.seed,
         args.quick,
-        device,
+        str(bm.device_of(problems[0].manifold)),
         budgets,
         ladders,
         reference,
         arguments={k: v for k, v in vars(args).items() if k not in ("run", "command")},
-        seconds=time.perf_counter() - start,
     )
-    document = report.to_json(results, settings)
-    report.write_json(document, out / "benchmark.json")
-    text = report.markdown(document)
-    (out / "benchmark.md").write_text(text)
-    report.plot_time_to_quality(document, out / "time_to_quality.png")
+    results: list[bm.BenchmarkResult] = []
+    for problem in problems:  # the files are rewritten after every decoder: a late failure loses nothing
+        results.append(
+            bm.run_benchmark(problem, budgets, ladders, reference, args.grid, log=lambda line: print(line, flush=True))
+        )
+        settings["seconds"] = time.perf_counter() - start
+        text = _write(out, results, settings)
     print(text)
-    print(f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}, {out / 'time_to_quality.png'} "
-          f"in {time.perf_counter() - start:.1f} s ({torch.get_num_threads()} threads)")
+    print(
+        f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}, {out / 'time_to_quality.png'} "
+        f"in {time.perf_counter() - start:.1f} s ({torch.get_num_threads()} threads)"
+    )
     return 0

@@ -149,7 +149,7 @@ class SolverRun:
                 "energy": _number(self.energy[b]),
                 "length_ratio": _number(ratio[b]),
                 "grid_change": _number(self.grid_change[b]),
-                "seconds_per_pair": self.seconds_per_pair,
+                "seconds_per_pair": _number(self.seconds_per_pair),
                 "iterations": self.iterations,
                 "evaluations": self.evaluations,
                 "converged": bool(self.converged[b]),
@@ -320,17 +320,47 @@ def run_stochman(
     )
 
 
+def crashed_run(name: str, budget: Mapping, pairs: int, error: Exception, label: Optional[str] = None) -> SolverRun:
+    """The record of a run that raised: no curves, NaN lengths, every pair failed with the error as reason."""
+    nan = torch.full((pairs,), float("nan"), dtype=torch.float64)
+    reason = f"raised {type(error).__name__}: {error}"
+    return SolverRun(
+        label=label or name,
+        solver=name,
+        budget=dict(budget),
+        length=nan,
+        energy=nan.clone(),
+        grid_change=nan.clone(),
+        converged=torch.zeros(pairs, dtype=torch.bool),
+        reasons=[reason] * pairs,
+        seconds=float("nan"),
+        iterations=0,
+        evaluations=0,
+        options=resolved_options(name, budget),
+    )
+
+
 def run_method(
     problem: Problem, name: str, budget: Mapping, grid: int = MEASURE_GRID, warmup: bool = True, label: Optional[str] = None
 ) -> SolverRun:
-    """One run of a registered solver or of 'stochman' on a problem (its solver_options added)."""
-    if name == STOCHMAN:
-        unknown = sorted(set(budget) - {"max_iter"})
-        if unknown:
-            raise ValueError(f"stochman takes only max_iter as its budget, got {unknown}")
-        return run_stochman(problem.manifold, problem.z0, problem.z1, budget.get("max_iter"), grid, warmup, label or name)
-    extra = problem.solver_options.get(name, {})
-    return run_solver(problem.manifold, problem.z0, problem.z1, name, budget, extra, grid, warmup, label=label)
+    """One run of a registered solver or of 'stochman' on a problem (its solver_options added).
+
+    Options are checked first (a bad budget raises); a run that raises
+    afterwards is recorded by :func:`crashed_run`, so one failing solver does
+    not end a benchmark.
+    """
+    resolved_options(name, budget)
+    if name == STOCHMAN and set(budget) - {"max_iter"}:
+        raise ValueError(f"stochman takes only max_iter as its budget, got {sorted(set(budget) - {'max_iter'})}")
+    try:
+        if name == STOCHMAN:
+            return run_stochman(
+                problem.manifold, problem.z0, problem.z1, budget.get("max_iter"), grid, warmup, label or name
+            )
+        extra = problem.solver_options.get(name, {})
+        return run_solver(problem.manifold, problem.z0, problem.z1, name, budget, extra, grid, warmup, label=label)
+    except Exception as error:  # noqa: BLE001 -- any solver failure is a result to record, not a crash
+        return crashed_run(name, budget, problem.pairs, error, label)
 
 
 def run_reference(
@@ -344,10 +374,15 @@ def run_reference(
     for name, budget in steps:
         init = runs[-1].curve if runs else None
         extra = problem.solver_options.get(name, {})
-        runs.append(
-            run_solver(problem.manifold, problem.z0, problem.z1, name, budget, extra, grid, warmup=False, init=init,
-                       label=f"{REFERENCE}:{name}")
-        )
+        label = f"{REFERENCE}:{name}"
+        resolved_options(name, budget)
+        try:
+            run = run_solver(
+                problem.manifold, problem.z0, problem.z1, name, budget, extra, grid, warmup=False, init=init, label=label
+            )
+        except Exception as error:  # noqa: BLE001 -- recorded like run_method's; later steps start afresh
+            run = crashed_run(name, budget, problem.pairs, error, label)
+        runs.append(run)
     return runs
 
 
@@ -394,7 +429,7 @@ def summarize(run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] 
         "budget": jsonable(run.budget),
         "options": jsonable(run.options),
         **ratio_statistics(run.length / best),
-        "median_seconds_per_pair": run.seconds_per_pair,
+        "median_seconds_per_pair": _number(run.seconds_per_pair),
         "setup_seconds": run.setup_seconds,
         "iterations": run.iterations,
         "evaluations_per_pair": run.evaluations / run.pairs,
@@ -447,7 +482,7 @@ class BenchmarkResult:
                 {
                     "label": s.label,
                     "budget": jsonable(s.budget),
-                    "seconds_per_pair": s.seconds_per_pair,
+                    "seconds_per_pair": _number(s.seconds_per_pair),
                     "iterations": s.iterations,
                     "failures": int((~s.converged).sum()),
                     **ratio_statistics(s.length / best),
@@ -536,12 +571,18 @@ def run_benchmark(
     if unknown:
         raise ValueError(f"unknown methods {unknown}; valid: {', '.join(sorted([*SOLVERS, STOCHMAN]))}")
     ladders = {k: v for k, v in (LADDERS if ladders is None else ladders).items() if k in budgets}
+    for name, budget in [*budgets.items(), *reference]:  # bad options raise here, before hours of runs
+        resolved_options(name, budget)
+    for name, (option, factors) in ladders.items():
+        for factor in factors:
+            scaled_budget(name, budgets[name], option, factor)
     say = log or (lambda line: None)
 
     def done(run: SolverRun) -> SolverRun:
         say(
             f"{problem.name}: {run.label:<28} {run.seconds_per_pair:9.4f} s/pair  median length "
             f"{run.length.median().item():.5g}  converged {int(run.converged.sum())}/{run.pairs}"
+            + (f"  ({run.reasons[0]})" if np.isnan(run.seconds) else "")
         )
         return run
 

@@ -211,7 +211,7 @@ def plot_time_to_quality(document: dict, path: Path) -> Path:
             pts = [
                 (s["seconds_per_pair"], max(s["median_length_ratio"] - 1, floor))
                 for s in steps
-                if s["median_length_ratio"] is not None and s["seconds_per_pair"] > 0
+                if s["median_length_ratio"] is not None and (s["seconds_per_pair"] or 0) > 0
             ]
             if pts:
                 x, y = zip(*pts)
@@ -220,7 +220,7 @@ def plot_time_to_quality(document: dict, path: Path) -> Path:
         ax.set_yscale("log")
         ax.set_title(model["name"])
         ax.set_xlabel("seconds per pair (batched)")
-        ax.set_ylabel("median length / best - 1")
+        ax.set_ylabel(f"median length / best - 1 (floored at {floor:g})")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
     fig.suptitle(f"Time to quality ({document['settings']['threads']} thread(s), {document['settings']['device']})")
