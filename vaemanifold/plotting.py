@@ -212,3 +212,39 @@ def _clip_start(ax, values: np.ndarray, start: float, skip: int, count: int) -> 
     pad = 0.05 * (high - low) if high > low else 1.0
     ax.set_ylim(low - pad, high + pad)
     ax.text(0.98, 0.95, f"start {start:.4g} (off scale)", transform=ax.transAxes, ha="right", va="top", fontsize=8)
+
+
+def plot_image_strips(
+    rows: Mapping[str, torch.Tensor],
+    path: Optional[Union[str, Path]] = None,
+    titles: Optional[Sequence[str]] = None,
+    side: int = 28,
+):
+    """Decoded image strips: for each pair a block of rows, one per curve family.
+
+    Args:
+        rows: family name -> (P, F, side * side) images in [0, 1] (F frames along each curve).
+        path: optional PNG to write.
+        titles: optional P block titles.
+
+    Returns:
+        the figure's first axes.
+    """
+    plt = _pyplot()
+    names = list(rows)
+    pairs, frames = rows[names[0]].shape[:2]
+    fig, axes = plt.subplots(
+        pairs * len(names), 1, figsize=(0.5 * frames + 2, 0.5 * pairs * len(names) + 0.5), squeeze=False
+    )
+    for p in range(pairs):
+        for k, name in enumerate(names):
+            ax = axes[p * len(names) + k, 0]
+            images = rows[name][p].detach().cpu().reshape(frames, side, side)
+            ax.imshow(images.permute(1, 0, 2).reshape(side, frames * side).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=7)
+            if k == 0 and titles is not None:
+                ax.set_title(titles[p], fontsize=8, loc="left")
+    fig.tight_layout()
+    return _finish(axes[0, 0], path)

@@ -1,4 +1,13 @@
-"""`vaemanifold demo`: the default model's latent space, its magnification factor, lines and geodesics."""
+"""`vaemanifold demo`: the main job.
+
+Trains or reuses the default model, connects pairs of training points with
+straight lines and geodesics, and writes a report under ``--out``:
+``latent.png`` (the latent space over the log magnification factor, curves
+on top), ``strips.png`` (decoded images at equal metric arc length along each
+curve), a quick benchmark of every solver on held-out pairs of the same model
+(``benchmark.json``, ``benchmark.md``, ``time_to_quality.png``) and
+``report.md`` tying them together.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +17,15 @@ from pathlib import Path
 
 import torch
 
-from ..geodesic import connecting_geodesic
-from ..plotting import plot_latent
+from ..evaluation import benchmark as bm
+from ..evaluation import problems as pb
+from ..evaluation import report
+from ..evaluation.interpolation import equal_arc_frames
+from ..geodesic import MEASURE_GRID, connecting_geodesic
+from ..plotting import plot_image_strips, plot_latent
 from ..vae import pretrained
 from ..vae.presets import DEFAULT_PRESET, PRESETS, cache_dir
+from .benchmark import _write as write_benchmark
 from .train import add_threads_argument, set_threads
 
 NAME = "demo"
@@ -24,13 +38,15 @@ CURVE_NAMES = {"linear": "straight line", "neural": "neural geodesic", "spline":
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", default="runs/demo", help="folder of the figure (default runs/demo)")
+    parser.add_argument("--out", default="runs/demo", help="folder of the report (default runs/demo)")
     parser.add_argument("--cache", default=None, help="model cache (default $VAEMANIFOLD_CACHE or runs/models)")
     parser.add_argument("--retrain", action="store_true", help="train again even if the model is cached")
     parser.add_argument("--pairs", type=int, default=4, help="pairs of training points to connect (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the choice of pairs")
     parser.add_argument("--resolution", type=int, default=200, help="heat-map cells per side (default 200)")
     parser.add_argument("--device", default=None, help="default: CUDA when present, else the CPU")
+    parser.add_argument("--frames", type=int, default=10, help="decoded frames per curve in strips.png (default 10)")
+    parser.add_argument("--no-benchmark", action="store_true", help="skip the quick solver benchmark")
     add_threads_argument(parser)
 
 
@@ -104,5 +120,67 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"heat map ({args.resolution}x{args.resolution} log magnification): {ax.magnification_seconds:.2f} s")
     print(f"figure: {path}")
+
+    strips = {}
+    for method in METHODS:
+        points, _ = equal_arc_frames(manifold, results[method].curve, args.frames)
+        with torch.no_grad():
+            strips[CURVE_NAMES[method]] = model.decode(points)[0]
+    titles = [f"pair {b}: {model.labels[i[b]].item()} -> {model.labels[j[b]].item()}" for b in range(args.pairs)]
+    plot_image_strips(strips, out / "strips.png", titles)
+    print(f"decoded strips: {out / 'strips.png'}")
+
+    table = "(skipped: --no-benchmark)"
+    if not args.no_benchmark:
+        table = quick_benchmark(model, args, out)
+    write_report(out, model, results, table, time.perf_counter() - start)
+    print(f"report: {out / 'report.md'}")
     print(f"total: {time.perf_counter() - start:.1f} s")
     return 0
+
+
+def quick_benchmark(model, args: argparse.Namespace, out: Path) -> str:
+    """Every registered solver and stochman's baseline on held-out pairs (--quick budgets); the markdown table."""
+    problem = pb.model_problem(model, DEFAULT_PRESET, args.pairs, args.seed)
+    budgets, ladders = bm.default_budgets(quick=True), bm.QUICK_LADDERS
+    result = bm.run_benchmark(problem, budgets, ladders, reference=(), log=lambda line: print(line, flush=True))
+    settings = report.settings(
+        MEASURE_GRID, args.pairs, args.seed, True, str(model.device), budgets, ladders, (), command="vaemanifold demo"
+    )
+    text = write_benchmark(out, [result], settings)
+    return text.split("\n## ", 1)[-1]
+
+
+def write_report(out: Path, model, results: dict, table: str, seconds: float) -> None:
+    """report.md: the model, the figures, the lengths, the benchmark table."""
+    summary = model.metadata["summary"]
+    lines = [
+        f"# vaemanifold demo: {DEFAULT_PRESET}",
+        "",
+        f"Model: {PRESETS[DEFAULT_PRESET].description}. ELBO {summary['elbo']:.1f} nats/image, reconstruction "
+        f"RMSE {summary['recon_rmse']:.4f}, sigma(far)/sigma(data) {summary['sigma_ratio']:.1f}.",
+        "",
+        "## Latent space",
+        "",
+        "![latent space](latent.png)",
+        "",
+        "| method | median length | converged | seconds |",
+        "|---|---|---|---|",
+        *(
+            f"| {m} | {r.length.median().item():.2f} | {int(r.converged.sum())}/{len(r)} | {r.seconds:.1f} |"
+            for m, r in results.items()
+        ),
+        "",
+        "## Decoded interpolations (equal metric arc-length steps)",
+        "",
+        "![strips](strips.png)",
+        "",
+        "## Quick solver benchmark (held-out pairs)",
+        "",
+        "## " + table if not table.startswith("(") else table,
+        "",
+        "![time to quality](time_to_quality.png)",
+        "",
+        f"Total {seconds:.0f} s on {torch.get_num_threads()} thread(s); command: `vaemanifold demo --out {out}`.",
+    ]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
