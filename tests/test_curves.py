@@ -100,6 +100,7 @@ def test_neural_curve_inside_stochmans_energy_minimiser():
     M = analytic.sphere_manifold()
     z0, z1 = analytic.sphere_pairs(2, seed=3)
     truth = analytic.great_circle_distance(z0, z1)
+    torch.manual_seed(0)  # psi's hidden weights are random: make the run independent of test order
     curve = vm.NeuralCurve(z0, z1)
     before = M.curve_length(curve)
     stochman.geodesic.geodesic_minimizing_energy(curve, M, max_iter=150, eval_grid=32)
