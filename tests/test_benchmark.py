@@ -267,6 +267,8 @@ def test_a_solver_that_raises_is_recorded_as_failed_not_fatal():
     assert graph.reasons[0].startswith("raised ValueError") and "points" in graph.reasons[0]
     row = result.summary()[1]
     assert row["failures"] == 2 and row["frac_within_1pct"] == 0 and row["median_length_ratio"] is None
-    json.dumps(report.to_json([result], {}), allow_nan=False)  # NaNs become nulls
+    document = json.loads(json.dumps(report.to_json([result], {}), allow_nan=False))  # NaNs become nulls
+    (step,) = document["models"][0]["time_to_quality"]["graph"]
+    assert step["median_length_ratio"] is None and step["failure_example"].startswith("raised ValueError")
     with pytest.raises(TypeError):  # a bad budget is the caller's error, raised before any run
         bm.run_benchmark(problem, {"graph": {"nope": 1}}, ladders={}, reference=())

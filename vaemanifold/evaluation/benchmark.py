@@ -485,6 +485,7 @@ class BenchmarkResult:
                     "seconds_per_pair": _number(s.seconds_per_pair),
                     "iterations": s.iterations,
                     "failures": int((~s.converged).sum()),
+                    "failure_example": next((r for ok, r in zip(s.converged.tolist(), s.reasons) if not ok), None),
                     **ratio_statistics(s.length / best),
                 }
                 for s in steps

@@ -27,8 +27,8 @@ benchmark.json::
              "seconds_per_pair", "iterations", "evaluations", "converged", "reason"}
           ],
           "time_to_quality": {method: [{"label", "budget", "seconds_per_pair", "iterations",
-                                        "failures", "median_length_ratio", "p90_length_ratio",
-                                        "frac_within_1pct"}, ...]}
+                                        "failures", "failure_example", "median_length_ratio",
+                                        "p90_length_ratio", "frac_within_1pct"}, ...]}
         }
       ]
     }
@@ -190,6 +190,10 @@ def markdown(document: dict) -> str:
         if examples:
             lines += ["", "Failure reasons (first per solver):", ""]
             lines += [f"- {name}: {reason}" for name, reason in examples]
+        empty = [s for steps in model["time_to_quality"].values() for s in steps if s["median_length_ratio"] is None]
+        if empty:
+            lines += ["", "Time-to-quality steps without a finite length (left out of the plot):", ""]
+            lines += [f"- {s['label']}: {s.get('failure_example') or 'no finite length'}" for s in empty]
     return "\n".join(lines) + "\n"
 
 
