@@ -220,30 +220,32 @@ def strip_figure(
     title: Optional[str] = None,
     side: int = 28,
 ):
-    """One PNG: for each shown pair a block of rows (one per method), each row the decoded frames.
+    """One PNG: per shown pair a mosaic whose rows are the methods and whose columns are the decoded frames.
 
     Args:
-        runs: the methods (their ``leaves`` and ``converged`` annotate the rows).
+        runs: the methods (their ``leaves`` and ``converged`` annotate the rows; leaving rows in red).
         images: per method, (P, F, D) frames to draw (e.g. fewer frames than were scored).
         pairs: which pairs to show.
         side: images are side x side.
     """
     import matplotlib.pyplot as plt
 
-    rows = [(p, k) for p in pairs for k in range(len(runs))]
-    frames = images[0].shape[1]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(frames * 0.55 + 2.2, len(rows) * 0.42 + 0.8), squeeze=False)
-    for ax, (p, k) in zip(axes[:, 0], rows):
-        strip = images[k][p].detach().cpu().reshape(frames, side, side).permute(1, 0, 2).reshape(side, frames * side)
-        ax.imshow(strip.numpy(), cmap="gray", vmin=0, vmax=1, aspect="equal")
+    frames, methods = images[0].shape[1], len(runs)
+    fig, axes = plt.subplots(
+        len(pairs), 1, figsize=(0.62 * frames + 2.6, (0.62 * methods + 0.45) * len(pairs) + 0.5), squeeze=False
+    )
+    for ax, p in zip(axes[:, 0], pairs):
+        rows = [images[k][p].detach().cpu().reshape(frames, side, side).permute(1, 0, 2).reshape(side, frames * side)
+                for k in range(methods)]
+        ax.imshow(torch.cat(rows).numpy(), cmap="gray", vmin=0, vmax=1, aspect="equal")
         ax.set_xticks([])
-        ax.set_yticks([])
-        run = runs[k]
-        flags = ("" if bool(run.converged[p]) else " (not converged)") + (" LEAVES" if run.leaves[p] else "")
-        ax.set_ylabel(f"{run.method}{flags}", rotation=0, ha="right", va="center", fontsize=7,
-                      color="#c00000" if run.leaves[p] else "black")
-        if k == 0:
-            ax.set_title(f"pair {p} (class {labels[p]})", fontsize=8, loc="left")
+        ax.set_yticks([side * (k + 0.5) for k in range(methods)])
+        names = [run.method + ("" if bool(run.converged[p]) else " (not conv.)") + (" LEAVES" if run.leaves[p] else "")
+                 for run in runs]
+        ax.set_yticklabels(names, fontsize=8)
+        for tick, run in zip(ax.get_yticklabels(), runs):
+            tick.set_color("#c00000" if run.leaves[p] else "black")
+        ax.set_title(f"pair {p} (class {labels[p]})", fontsize=9, loc="left")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
