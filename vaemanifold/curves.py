@@ -4,7 +4,9 @@
 * :class:`SplineCurve` -- stochman's ``CubicSpline`` with a truly C2 basis,
   evaluation vectorised over pairs, and an exact least-squares ``fit``.
 * :class:`HermiteCurve` -- piece-wise cubic Hermite curves on per-pair knots
-  (the exact form of a ``scipy.integrate.solve_bvp`` solution).
+  (the exact form of a ``scipy.integrate.solve_bvp`` solution);
+  :func:`interpolating_spline` makes one the C2 cubic spline through equally
+  spaced points (the answer of the Gauss-Newton solver).
 
 Shapes follow stochman: ``forward(t)`` takes t of shape (N,) or (B, N) and
 returns (B, N, d), squeezed to (N, d) for a single curve and 1-D t;
@@ -14,8 +16,10 @@ returns (B, N, d), squeezed to (N, d) for a single curve and 1-D t;
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Callable, Optional, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from stochman.curves import BasicCurve, CubicSpline
@@ -355,3 +359,31 @@ class HermiteCurve(BasicCurve):
         if values.dim() == 2:
             knots, values, slopes, counts = knots[None], values[None], slopes[None], counts.view(1)
         return HermiteCurve(knots, values, slopes, counts)
+
+
+@lru_cache(maxsize=32)
+def _spline_slope_matrix(segments: int) -> np.ndarray:
+    """(n+1, n+1) matrix taking values at t_i = i/n to the slopes of the C2 cubic spline
+    through them (not-a-knot ends), from scipy's ``CubicSpline`` applied to the identity."""
+    from scipy.interpolate import CubicSpline
+
+    t = np.linspace(0.0, 1.0, segments + 1)
+    return CubicSpline(t, np.eye(segments + 1), bc_type="not-a-knot")(t, 1)
+
+
+def interpolating_spline(values: torch.Tensor) -> HermiteCurve:
+    """The C2 cubic spline through B sequences of equally spaced points.
+
+    Args:
+        values: (B, n+1, d) points at t_i = i / n, n >= 1, ends included.
+
+    Returns:
+        a :class:`HermiteCurve` on the knots t_i with the spline's slopes
+        (scipy's not-a-knot end conditions: no end acceleration is imposed).
+    """
+    if values.dim() != 3 or values.shape[1] < 2:
+        raise ValueError(f"values must be (B, n+1, d) with n >= 1, got {tuple(values.shape)}")
+    B, nodes, _ = values.shape
+    S = torch.as_tensor(_spline_slope_matrix(nodes - 1), dtype=values.dtype, device=values.device)
+    knots = torch.linspace(0, 1, nodes, dtype=values.dtype, device=values.device).expand(B, nodes)
+    return HermiteCurve(knots, values, S @ values)

@@ -8,6 +8,7 @@ Register your own with :func:`register`.
 from __future__ import annotations
 
 from .base import GeodesicSolver, SolverOutput
+from .gauss_newton import GaussNewtonSolver
 from .graph import GraphSolver
 from .linear import LinearSolver
 from .neural import NeuralSolver
@@ -39,7 +40,7 @@ def make_solver(method: "str | GeodesicSolver", **options) -> GeodesicSolver:
     return SOLVERS[method](**options)
 
 
-for _cls in (LinearSolver, NeuralSolver, SplineSolver, ODESolver, GraphSolver):
+for _cls in (LinearSolver, GaussNewtonSolver, NeuralSolver, SplineSolver, ODESolver, GraphSolver):
     register(_cls)
 
 __all__ = ["SOLVERS", "GeodesicSolver", "SolverOutput", "make_solver", "register"]

@@ -1,0 +1,130 @@
+"""Geodesics by Levenberg-Marquardt on a discretised curve, coarse to fine (the default solver).
+
+The curve is its nodes at n + 1 equally spaced times; the energy of the
+polyline through their images f(x_i) is a nonlinear least-squares problem
+whose Gauss-Newton matrix is block tridiagonal
+(:mod:`vaemanifold.solvers.least_squares`). Each level solves it for all
+pairs at once, with per-pair damping, acceptance and convergence; the next
+level starts from the C2 cubic spline through the previous level's nodes,
+sampled at twice as many times. The answer is that spline through the finest
+level's nodes (a :class:`~vaemanifold.curves.HermiteCurve`), which
+:func:`vaemanifold.connecting_geodesic` measures on its dense grid like every
+other curve: lengths at the nodes alone under-report (by up to 11% at 16
+segments on a trained MNIST decoder), so coarse levels only warm-start.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from stochman.curves import BasicCurve
+
+from ..curves import interpolating_spline
+from ..manifold import DecoderManifold
+from .base import GeodesicSolver, SolverOutput
+from .least_squares import NodeSystem, damped, gauss_newton_descent, node_model, solve_block_tridiagonal
+
+
+def line_points(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(B, N, d) points of the straight lines from z0 to z1 (B, d) at times t (N,)."""
+    s = t.view(1, -1, 1)
+    return (1 - s) * z0.unsqueeze(1) + s * z1.unsqueeze(1)
+
+
+def sample_curve(curve: BasicCurve, t: torch.Tensor) -> torch.Tensor:
+    """A batch of B curves at times t (N,) as (B, N, d), also for B = 1."""
+    with torch.no_grad():
+        return curve(t).reshape(len(curve), len(t), -1)
+
+
+class GaussNewtonSolver(GeodesicSolver):
+    """Levenberg-Marquardt on the nodes of a discretised curve, coarse to fine.
+
+    Options:
+        levels: segments per level, increasing (default (16, 32, 64)). The
+            answer is the C2 cubic spline through the last level's nodes.
+        tol: relative energy change that counts as converged on the last level (default 5e-4).
+        iterations: maximum steps on the last level (default 30).
+        coarse_tol: the same on the earlier levels (default 1e-2; they only warm-start).
+        coarse_iterations: maximum steps on each earlier level (default 10).
+
+    Each level runs :func:`~vaemanifold.solvers.least_squares.gauss_newton_descent`:
+    a pair converges when, on the last level, a full Gauss-Newton step changes
+    its energy by less than ``tol`` and its model predicts no larger decrease;
+    it then stops while the others go on. Each step costs one decoder
+    Jacobian per interior node (d forward-mode JVPs) and one decoder pass per
+    node for the acceptance test. Works in the endpoints' dtype (float32 or
+    float64); ``init=`` curves are sampled on the first level's times.
+
+    The defaults were chosen on 16 held-out pairs of each preset (mnist-2d,
+    mnist-8d, fashion-2d) against a 512-segment reference: a 128-segment last
+    level gained nothing measurable (p90 length ratio 1.0001 either way) and
+    costs d Jacobian passes over twice the nodes.
+    """
+
+    name = "gauss_newton"
+
+    def __init__(
+        self,
+        levels: Sequence[int] = (16, 32, 64),
+        tol: float = 5e-4,
+        iterations: int = 30,
+        coarse_tol: float = 1e-2,
+        coarse_iterations: int = 10,
+    ) -> None:
+        levels = tuple(int(n) for n in levels)
+        if not levels or min(levels) < 2 or list(levels) != sorted(set(levels)):
+            raise ValueError(f"levels must be increasing segment counts >= 2, got {levels}")
+        if not (tol > 0 and coarse_tol > 0):
+            raise ValueError(f"tol and coarse_tol must be positive, got {tol} and {coarse_tol}")
+        if iterations < 1 or coarse_iterations < 1:
+            raise ValueError(f"iterations and coarse_iterations must be >= 1, got {iterations}, {coarse_iterations}")
+        self.levels = levels
+        self.tol = float(tol)
+        self.iterations = int(iterations)
+        self.coarse_tol = float(coarse_tol)
+        self.coarse_iterations = int(coarse_iterations)
+
+    def solve(
+        self, manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, init: Optional[BasicCurve] = None
+    ) -> SolverOutput:
+        B, d = z0.shape
+        t = torch.linspace(0, 1, self.levels[0] + 1, dtype=z0.dtype, device=z0.device)
+        nodes = line_points(z0, z1, t) if init is None else sample_curve(init, t).to(z0)
+        iterations = 0
+        with torch.no_grad(), manifold.frozen():
+            for level, segments in enumerate(self.levels):
+                if level:
+                    t = torch.linspace(0, 1, segments + 1, dtype=z0.dtype, device=z0.device)
+                    nodes = sample_curve(interpolating_spline(nodes), t)
+                last = level == len(self.levels) - 1
+                result = gauss_newton_descent(
+                    manifold,
+                    nodes[:, 1:-1].reshape(B, -1),
+                    _node_points(z0, z1, segments),
+                    _node_step,
+                    self.tol if last else self.coarse_tol,
+                    self.iterations if last else self.coarse_iterations,
+                )
+                iterations += result.iterations
+                nodes = _node_points(z0, z1, segments)(result.params, torch.arange(B, device=z0.device))
+        return SolverOutput(interpolating_spline(nodes), result.converged.cpu(), iterations, result.reasons)
+
+
+def _node_points(z0: torch.Tensor, z1: torch.Tensor, segments: int):
+    """points(params, index): interior nodes (b, (n-1) d) between the pairs' ends -> (b, n+1, d)."""
+
+    def points(params: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        inner = params.view(len(index), segments - 1, -1)
+        return torch.cat([z0[index].unsqueeze(1), inner, z1[index].unsqueeze(1)], dim=1)
+
+    return points
+
+
+def _node_step(
+    params: torch.Tensor, index: torch.Tensor, system: NodeSystem, damping: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The damped Gauss-Newton step in the nodes: one block-tridiagonal solve per pair."""
+    delta = solve_block_tridiagonal(damped(system, damping), system.upper, system.rhs)
+    return (delta.flatten(1), *node_model(system, delta))
