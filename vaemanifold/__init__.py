@@ -2,7 +2,7 @@
 
     import vaemanifold as vm
     M = vm.DecoderManifold(mean, std)                  # the expected pull-back metric
-    res = vm.connecting_geodesic(M, z0, z1, method="neural")
+    res = vm.connecting_geodesic(M, z0, z1)            # the default solver, "gauss_newton"
     res.length, res.converged
     model = vm.load("runs/models/mnist-2d")            # a trained VAE; model.manifold()
 """
@@ -10,12 +10,13 @@
 from .curves import NeuralCurve, SplineCurve
 from .geodesic import GeodesicResult, connecting_geodesic, distance, distance_matrix
 from .manifold import DecoderManifold
-from .solvers import SOLVERS, GeodesicSolver, register
+from .solvers import DEFAULT_METHOD, SOLVERS, GeodesicSolver, register
 from .vae import load
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_METHOD",
     "SOLVERS",
     "DecoderManifold",
     "GeodesicResult",

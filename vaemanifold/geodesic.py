@@ -11,7 +11,7 @@ from stochman.curves import BasicCurve
 
 from ._checks import check_choice, check_endpoints, check_points
 from .manifold import DecoderManifold
-from .solvers import GeodesicSolver, make_solver
+from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
 
 #: Points of the common dense grid on which every curve is measured.
 MEASURE_GRID = 512
@@ -92,7 +92,7 @@ def connecting_geodesic(
     manifold: DecoderManifold,
     z0: torch.Tensor,
     z1: torch.Tensor,
-    method: Union[str, GeodesicSolver] = "neural",
+    method: Union[str, GeodesicSolver] = DEFAULT_METHOD,
     init: Optional[BasicCurve] = None,
     grid: int = MEASURE_GRID,
     **options,
@@ -170,7 +170,7 @@ def distance(
     manifold: DecoderManifold,
     z0: torch.Tensor,
     z1: torch.Tensor,
-    method: Union[str, GeodesicSolver] = "neural",
+    method: Union[str, GeodesicSolver] = DEFAULT_METHOD,
     on_failure: str = "raise",
     **options,
 ) -> torch.Tensor:
@@ -190,7 +190,7 @@ def distance(
 def distance_matrix(
     manifold: DecoderManifold,
     Z: torch.Tensor,
-    method: Union[str, GeodesicSolver] = "neural",
+    method: Union[str, GeodesicSolver] = DEFAULT_METHOD,
     batch_size: int = 64,
     on_failure: str = "raise",
     progress: bool = False,

@@ -261,15 +261,19 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         p0: torch.Tensor,
         p1: torch.Tensor,
         init_curve: Optional[BasicCurve] = None,
-        method: object = "neural",
+        method: object = None,
         **options,
     ) -> tuple[BasicCurve, bool]:
         """stochman's contract: ``(curve, success)`` for the geodesics from p0 to p1.
 
-        ``success`` is True only when every pair converged; use
-        :func:`vaemanifold.connecting_geodesic` for per-pair results.
+        ``method`` defaults to :data:`vaemanifold.solvers.DEFAULT_METHOD`, as in
+        :func:`vaemanifold.connecting_geodesic`. ``success`` is True only when
+        every pair converged; use :func:`vaemanifold.connecting_geodesic` for
+        per-pair results.
         """
         from .geodesic import connecting_geodesic
 
-        result = connecting_geodesic(self, p0, p1, method=method, init=init_curve, **options)
+        if method is not None:
+            options["method"] = method
+        result = connecting_geodesic(self, p0, p1, init=init_curve, **options)
         return result.curve, bool(result.converged.all())

@@ -10,6 +10,11 @@ then reuses from the solver's cache). Every curve is measured on one common
 dense grid (:func:`vaemanifold.geodesic.measure`; ``grid_change`` shows how
 much doubling that grid changes a length).
 
+Time is also reported in *floors*: the wall time of one dense length
+evaluation of B curves (``grid`` decoder points a pair, :func:`measure_floor`),
+measured in the same run, so that ratios travel between machines where
+seconds do not. No solver can hand back a measured answer faster than one floor.
+
 Quality is the *length ratio*: a curve's dense length over the best known
 length of its pair, the shortest dense length any run found (head-to-head,
 reference or time-to-quality run; every curve's length is an upper bound on
@@ -18,8 +23,9 @@ the median and 90th percentile (numpy's linear interpolation) and count as
 not within 1%; every unconverged pair counts as a failure.
 
 Time-to-quality: each solver with a budget ladder (:data:`LADDERS`) is run at
-growing budgets; each step gives (median seconds per pair, median length
-ratio). A solver without a ladder contributes its head-to-head run.
+growing budgets; each step gives (seconds and floors per pair, median and
+90th-percentile length ratio). A solver without a ladder contributes its
+head-to-head run.
 
 Outputs (benchmark.json and its schema, benchmark.md, the time-to-quality
 plot) are written by :mod:`vaemanifold.evaluation.report`.
@@ -56,42 +62,50 @@ STOCHMAN_ITERATIONS = int(_STOCK["max_iter"].default)
 
 #: Declared budget (constructor options on top of the solver's defaults) per method in the
 #: head-to-head table; the JSON spells out every option each method ran with. Solvers not
-#: listed run at their defaults. The ODE starts from the spline solver's curves: from the
-#: straight line (its default) scipy's mesh outgrows any node limit on trained decoders
-#: (measured on mnist-2d: 3 of 4 pairs failed at 1000 nodes, 128 s per pair). stochman's
+#: listed run at their defaults, every one from the straight line except the ODE, which
+#: starts from its default ``init_solver`` (the Gauss-Newton solver; from the straight line
+#: scipy's mesh outgrows any node limit on trained decoders: measured on mnist-2d, 3 of 4
+#: pairs failed at 1000 nodes, 128 s per pair); its time includes that start. stochman's
 #: only budget is ``max_iter`` (None: connecting_geodesic as shipped).
 BUDGETS: dict[str, dict] = {
-    "ode": {"init_solver": "spline", "tol": 1e-4},
+    "ode": {"tol": 1e-4},
     STOCHMAN: {"max_iter": None},
 }
 #: --quick: factors applied to the budgets' option values (see :func:`scaled_budget`).
 QUICK_SCALE: dict[str, dict[str, float]] = {
-    "neural": {"iterations": 0.1},
-    "spline": {"iterations": 0.1},
     "ode": {"tol": 10.0, "max_nodes": 0.3},
 }
-#: Time-to-quality ladders: method -> (the option that grows, factors on its budget value).
-#: Integer options are rounded (at least 1); a factor of 1 reuses the head-to-head run.
+#: Time-to-quality ladders: method -> (the option that varies, factors on its budget value).
+#: Integer options are rounded (at least 1); a factor of 1 reuses the head-to-head run. The
+#: Gauss-Newton solvers stop by convergence, so their ladders loosen and tighten ``tol``.
 LADDERS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "neural": ("iterations", (0.05, 0.1, 0.25, 1, 2)),
-    "spline": ("iterations", (0.05, 0.1, 0.25, 1, 2)),
+    "gauss_newton": ("tol", (100, 10, 1, 0.1)),
+    "neural": ("tol", (100, 10, 1, 0.1)),
+    "spline": ("tol", (100, 10, 1, 0.1)),
     "ode": ("tol", (1e3, 1e1, 1)),
     "graph": ("k", (0.5, 1, 2, 4)),
     STOCHMAN: ("max_iter", (1 / 6, 1 / 3, 2 / 3, 1, 2, 4)),
 }
 QUICK_LADDERS: dict[str, tuple[str, tuple[float, ...]]] = {
-    "neural": ("iterations", (0.25, 1)),
-    "spline": ("iterations", (0.25, 1)),
+    "gauss_newton": ("tol", (10, 1)),
+    "neural": ("tol", (10, 1)),
+    "spline": ("tol", (10, 1)),
     "graph": ("k", (0.5, 1, 2)),
     STOCHMAN: ("max_iter", (1 / 6, 1)),
 }
 #: The long-budget reference: solver steps, each initialised from the previous step's
-#: curves, options pinned in full (changes of the solvers' defaults do not move it). A
-#: long neural run is a route independent of the spline-initialised ODE of the table.
+#: curves, options pinned in full (changes of the solvers' defaults do not move it): the
+#: Gauss-Newton solver far past its defaults (512 segments, tol 1e-8), then the geodesic ODE
+#: from its curves (a second, independent discretisation).
 REFERENCE_STEPS: tuple[tuple[str, dict], ...] = (
-    ("neural", {"optimizer": "adam", "lr": 0.01, "iterations": 3000, "points": 64, "tol": 1e-6}),
-    ("ode", {"init_solver": "linear", "tol": 1e-4, "max_nodes": 2000}),
+    (
+        "gauss_newton",
+        {"levels": (16, 32, 64, 128, 256, 512), "tol": 1e-8, "iterations": 100, "coarse_tol": 1e-3, "coarse_iterations": 30},
+    ),
+    ("ode", {"tol": 1e-5, "max_nodes": 2000}),
 )
+#: Repetitions of the floor measurement (the median is kept).
+FLOOR_REPEATS = 5
 
 Log = Optional[Callable[[str], None]]
 
@@ -193,6 +207,30 @@ def _merge(extra: Mapping, budget: Mapping, name: str) -> dict:
 
 
 # ---------------------------------------------------------------------- runs
+def measure_floor(problem: Problem, grid: int = MEASURE_GRID, repeats: int = FLOOR_REPEATS) -> float:
+    """Seconds per pair of one dense length evaluation of the problem's B curves (the floor).
+
+    The straight lines are evaluated on ``grid`` points each (:meth:`DecoderManifold.curve_length`
+    on a (B, grid, d) batch; a curve's shape does not change the cost), once to warm up and then
+    ``repeats`` times; the median is kept.
+    """
+    manifold = problem.manifold
+    device = device_of(manifold)
+    z0, z1 = problem.z0.to(device), problem.z1.to(device)
+    t = torch.linspace(0, 1, grid, dtype=z0.dtype, device=device).view(1, -1, 1)
+    points = (1 - t) * z0.unsqueeze(1) + t * z1.unsqueeze(1)
+    times = []
+    with torch.no_grad():
+        for repeat in range(repeats + 1):
+            start = time.perf_counter()
+            manifold.curve_length(points)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if repeat:
+                times.append(time.perf_counter() - start)
+    return float(np.median(times)) / problem.pairs
+
+
 def run_solver(
     manifold: DecoderManifold,
     z0: torch.Tensor,
@@ -417,8 +455,10 @@ def ratio_statistics(ratio: torch.Tensor) -> dict:
     }
 
 
-def summarize(run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] = None) -> dict:
-    """The head-to-head row of one run: ratio statistics, time, work and failures.
+def summarize(
+    run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] = None, floor: Optional[float] = None
+) -> dict:
+    """The head-to-head row of one run: ratio statistics, time (also in floors), work and failures.
 
     With ``truth`` (B,) also the median and largest ``abs(length / truth - 1)`` (over finite lengths).
     """
@@ -430,6 +470,7 @@ def summarize(run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] 
         "options": jsonable(run.options),
         **ratio_statistics(run.length / best),
         "median_seconds_per_pair": _number(run.seconds_per_pair),
+        "floors_per_pair": _floors(run.seconds_per_pair, floor),
         "setup_seconds": run.setup_seconds,
         "iterations": run.iterations,
         "evaluations_per_pair": run.evaluations / run.pairs,
@@ -445,14 +486,21 @@ def summarize(run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] 
     return row
 
 
+def _floors(seconds: float, floor: Optional[float]) -> Optional[float]:
+    """Seconds per pair in floors (None without a floor or a finite time)."""
+    return None if floor is None or not floor > 0 else _number(seconds / floor)
+
+
 # ---------------------------------------------------------------- benchmark
 @dataclass
 class BenchmarkResult:
-    """Every run on one problem: head-to-head (solvers, stochman, reference) and time-to-quality ladders."""
+    """Every run on one problem: head-to-head (solvers, stochman, reference), time-to-quality ladders,
+    and the floor (seconds per pair of one dense length evaluation, :func:`measure_floor`)."""
 
     problem: Problem
     runs: list[SolverRun]
     ladders: dict[str, list[SolverRun]] = field(default_factory=dict)
+    floor: Optional[float] = None
 
     @property
     def all_runs(self) -> list[SolverRun]:
@@ -464,14 +512,14 @@ class BenchmarkResult:
 
     def summary(self) -> list[dict]:
         best, _ = self.best()
-        return [summarize(r, best, self.problem.truth) for r in self.runs]
+        return [summarize(r, best, self.problem.truth, self.floor) for r in self.runs]
 
     def records(self) -> list[dict]:
         best, _ = self.best()
         return [record for r in self.runs for record in r.records(best)]
 
     def time_to_quality(self) -> dict[str, list[dict]]:
-        """Per solver, the (seconds per pair, median length ratio) steps of its ladder, in budget order."""
+        """Per solver, the (seconds and floors per pair, length-ratio statistics) steps of its ladder, in budget order."""
         best, _ = self.best()
         curves: dict[str, list[dict]] = {}
         for run in self.runs:
@@ -483,6 +531,7 @@ class BenchmarkResult:
                     "label": s.label,
                     "budget": jsonable(s.budget),
                     "seconds_per_pair": _number(s.seconds_per_pair),
+                    "floors_per_pair": _floors(s.seconds_per_pair, self.floor),
                     "iterations": s.iterations,
                     "failures": int((~s.converged).sum()),
                     "failure_example": next((r for ok, r in zip(s.converged.tolist(), s.reasons) if not ok), None),
@@ -500,6 +549,7 @@ class BenchmarkResult:
             "description": p.description,
             "latent_dim": p.manifold.latent_dim,
             "pairs": p.pairs,
+            "floor_seconds_per_pair": self.floor,
             "pair_info": p.info,
             "best_known": [_number(b) for b in best],
             "best_source": source,
@@ -578,10 +628,13 @@ def run_benchmark(
         for factor in factors:
             scaled_budget(name, budgets[name], option, factor)
     say = log or (lambda line: None)
+    floor = measure_floor(problem, grid)
+    say(f"{problem.name}: floor (one dense {grid}-point length evaluation) {floor * 1e3:.2f} ms/pair")
 
     def done(run: SolverRun) -> SolverRun:
         say(
-            f"{problem.name}: {run.label:<28} {run.seconds_per_pair:9.4f} s/pair  median length "
+            f"{problem.name}: {run.label:<28} {run.seconds_per_pair:9.4f} s/pair "
+            f"{run.seconds_per_pair / floor:8.1f} floors  median length "
             f"{run.length.median().item():.5g}  converged {int(run.converged.sum())}/{run.pairs}"
             + (f"  ({run.reasons[0]})" if np.isnan(run.seconds) else "")
         )
@@ -601,4 +654,4 @@ def run_benchmark(
             label = f"{name}@{option}={budget[option]:g}"
             steps.append(done(run_method(problem, name, budget, grid, label=label)))
         ladder_runs[name] = steps
-    return BenchmarkResult(problem, runs, ladder_runs)
+    return BenchmarkResult(problem, runs, ladder_runs, floor)

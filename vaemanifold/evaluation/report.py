@@ -13,12 +13,13 @@ benchmark.json::
       "models": [                        # one per decoder (trained model or analytic problem)
         {
           "name", "description", "latent_dim", "pairs", "pair_info": {...},
+          "floor_seconds_per_pair": s,   # one dense length evaluation, measured in the same run
           "best_known": [B numbers],     # shortest dense length any run found, per pair
           "best_source": [B labels],     # the run that found it
           "truth": [B numbers] | null,   # analytic distances where known
           "summary": [                   # one row per method (head-to-head + reference runs)
             {"solver", "method", "budget", "options", "median_length_ratio", "p90_length_ratio",
-             "frac_within_1pct", "median_seconds_per_pair", "setup_seconds", "iterations",
+             "frac_within_1pct", "median_seconds_per_pair", "floors_per_pair", "setup_seconds", "iterations",
              "evaluations_per_pair", "failures", "failure_example", "max_grid_change",
              ["median_error_vs_truth", "max_error_vs_truth"]}     # only with a truth
           ],
@@ -26,7 +27,7 @@ benchmark.json::
             {"pair", "solver", "length", "energy", "length_ratio", "grid_change",
              "seconds_per_pair", "iterations", "evaluations", "converged", "reason"}
           ],
-          "time_to_quality": {method: [{"label", "budget", "seconds_per_pair", "iterations",
+          "time_to_quality": {method: [{"label", "budget", "seconds_per_pair", "floors_per_pair", "iterations",
                                         "failures", "failure_example", "median_length_ratio",
                                         "p90_length_ratio", "frac_within_1pct"}, ...]}
         }
@@ -34,7 +35,8 @@ benchmark.json::
     }
 
 Numbers that are NaN or infinite are written as null. ``seconds_per_pair`` is
-the batched call's wall time divided by the number of pairs. ``budget`` is
+the batched call's wall time divided by the number of pairs; ``floors_per_pair``
+is that over the model's ``floor_seconds_per_pair``. ``budget`` is
 what was declared, ``options`` every option the method ran with (the
 solver's defaults included).
 """
@@ -57,6 +59,7 @@ SUMMARY_KEYS = (
     "p90_length_ratio",
     "frac_within_1pct",
     "median_seconds_per_pair",
+    "floors_per_pair",
     "failures",
 )
 #: Keys every per-pair record has.
@@ -140,7 +143,9 @@ def markdown(document: dict) -> str:
         "",
         "L/best: dense length over the best length any run found for the pair (reference and "
         "time-to-quality runs included). s/pair: batched wall time / pairs, after a warm-up on one pair "
-        "(setup s: the warm-up call, e.g. building the graph). Failures: pairs not converged.",
+        "(setup s: the warm-up call, e.g. building the graph). floors/pair: s/pair over the floor, the time of "
+        "one dense length evaluation of the pairs' curves measured in the same run (seconds vary with the "
+        "machine's load, floors much less). Failures: pairs not converged.",
     ]
     steps = " then ".join(f"{name} ({', '.join(f'{k}={v}' for k, v in options.items())})" for name, options in s["reference"])
     lines += ["", f"Reference run (each step starts from the previous step's curves): {steps or 'none'}."]
@@ -153,8 +158,13 @@ def markdown(document: dict) -> str:
     for model in document["models"]:
         truth = model["truth"] is not None
         lines += ["", f"## {model['name']}", "", model["description"], ""]
-        head = "| solver | budget | median L/best | p90 L/best | within 1% | median s/pair | setup s | iterations | evals/pair | failures |"
-        rule = "|---|---|---|---|---|---|---|---|---|---|"
+        if model.get("floor_seconds_per_pair"):
+            lines += [f"Floor: {model['floor_seconds_per_pair'] * 1e3:.2f} ms per pair.", ""]
+        head = (
+            "| solver | budget | median L/best | p90 L/best | within 1% | s/pair | floors/pair | setup s "
+            "| iterations | evals/pair | failures |"
+        )
+        rule = "|---|---|---|---|---|---|---|---|---|---|---|"
         if truth:
             head += " median abs(L/truth-1) | max abs(L/truth-1) |"
             rule += "---|---|"
@@ -167,6 +177,7 @@ def markdown(document: dict) -> str:
                 _fmt(row["p90_length_ratio"], ".5f"),
                 f"{row['frac_within_1pct']:.0%}",
                 _fmt(row["median_seconds_per_pair"], ".4f"),
+                _fmt(row.get("floors_per_pair"), ".1f"),
                 _fmt(row["setup_seconds"], ".2f"),
                 str(row["iterations"]),
                 f"{row['evaluations_per_pair']:.0f}",
@@ -190,6 +201,15 @@ def markdown(document: dict) -> str:
         if examples:
             lines += ["", "Failure reasons (first per solver):", ""]
             lines += [f"- {name}: {reason}" for name, reason in examples]
+        lines += ["", "Time to quality (each step a full run at that budget):", ""]
+        lines += ["| solver | step | floors/pair | median L/best | p90 L/best | failures |", "|---|---|---|---|---|---|"]
+        for solver, steps in model["time_to_quality"].items():
+            lines += [
+                f"| {solver} | {s['label']} | {_fmt(s.get('floors_per_pair'), '.1f')} | "
+                f"{_fmt(s['median_length_ratio'], '.5f')} | {_fmt(s['p90_length_ratio'], '.5f')} | "
+                f"{s['failures']}/{model['pairs']} |"
+                for s in steps
+            ]
         empty = [s for steps in model["time_to_quality"].values() for s in steps if s["median_length_ratio"] is None]
         if empty:
             lines += ["", "Time-to-quality steps without a finite length (left out of the plot):", ""]
@@ -198,35 +218,39 @@ def markdown(document: dict) -> str:
 
 
 def plot_time_to_quality(document: dict, path: Path) -> Path:
-    """PNG: per model, median (L/best - 1) against seconds per pair, one curve per solver (log-log).
+    """PNG: per model, the median (top row) and 90th percentile (bottom row) of L/best - 1 against
+    floors per pair (seconds per pair where a model has no floor), one curve per solver (log-log).
 
-    Ratios of exactly 1 are drawn at 1e-8 (the floor of the plot).
+    Ratios of exactly 1 are drawn at 1e-8 (the bottom of the plot).
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    floor = 1e-8
+    bottom = 1e-8
     models = document["models"]
-    fig, axes = plt.subplots(1, len(models), figsize=(5.2 * len(models), 4.2), squeeze=False)
-    for ax, model in zip(axes[0], models):
-        for solver, steps in model["time_to_quality"].items():
-            pts = [
-                (s["seconds_per_pair"], max(s["median_length_ratio"] - 1, floor))
-                for s in steps
-                if s["median_length_ratio"] is not None and (s["seconds_per_pair"] or 0) > 0
-            ]
-            if pts:
-                x, y = zip(*pts)
-                ax.plot(x, y, marker="o", label=solver)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_title(model["name"])
-        ax.set_xlabel("seconds per pair (batched)")
-        ax.set_ylabel(f"median length / best - 1 (floored at {floor:g})")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
+    fig, axes = plt.subplots(2, len(models), figsize=(5.2 * len(models), 8.0), squeeze=False)
+    for column, model in enumerate(models):
+        in_floors = bool(model.get("floor_seconds_per_pair"))
+        x_key = "floors_per_pair" if in_floors else "seconds_per_pair"
+        for ax, statistic, name in zip(axes[:, column], ("median_length_ratio", "p90_length_ratio"), ("median", "p90")):
+            for solver, steps in model["time_to_quality"].items():
+                pts = [
+                    (s[x_key], max(s[statistic] - 1, bottom))
+                    for s in steps
+                    if s[statistic] is not None and (s.get(x_key) or 0) > 0
+                ]
+                if pts:
+                    x, y = zip(*pts)
+                    ax.plot(x, y, marker="o", label=solver)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_title(f"{model['name']}: {name}")
+            ax.set_xlabel("floors per pair (batched)" if in_floors else "seconds per pair (batched)")
+            ax.set_ylabel(f"{name} length / best - 1 (floored at {bottom:g})")
+            ax.grid(True, which="both", alpha=0.3)
+            ax.legend(fontsize=8)
     fig.suptitle(f"Time to quality ({document['settings']['threads']} thread(s), {document['settings']['device']})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -15,6 +15,9 @@ from .neural import NeuralSolver
 from .ode import ODESolver
 from .spline import SplineSolver
 
+#: The method of :func:`vaemanifold.connecting_geodesic`, :func:`vaemanifold.distance`,
+#: :func:`vaemanifold.distance_matrix` and ``DecoderManifold.connecting_geodesic`` when none is named.
+DEFAULT_METHOD = "gauss_newton"
 #: Method name -> solver class, filled by :func:`register`.
 SOLVERS: dict[str, type[GeodesicSolver]] = {}
 
@@ -43,4 +46,4 @@ def make_solver(method: "str | GeodesicSolver", **options) -> GeodesicSolver:
 for _cls in (LinearSolver, GaussNewtonSolver, NeuralSolver, SplineSolver, ODESolver, GraphSolver):
     register(_cls)
 
-__all__ = ["SOLVERS", "GeodesicSolver", "SolverOutput", "make_solver", "register"]
+__all__ = ["DEFAULT_METHOD", "SOLVERS", "GeodesicSolver", "SolverOutput", "make_solver", "register"]

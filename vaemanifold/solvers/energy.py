@@ -1,7 +1,17 @@
 """Geodesics by minimising curve energy over a parametric curve family.
 
-The energy of a curve g on [0, 1] is E = int ||d/dt f(g(t))||^2 dt, f the
-decoder embedding. Two estimators:
+The default optimiser, ``"gauss-newton"``, treats the energy of the curve's
+points at fixed equally spaced times as the least-squares problem of
+:mod:`vaemanifold.solvers.least_squares` and pulls its block-tridiagonal
+Gauss-Newton matrix back through the exact Jacobian of those points with
+respect to the curve's parameters (forward mode, one tangent per parameter):
+H = G^T A G and g = G^T b, one P x P solve per pair and step. The points
+grow coarse to fine (``levels``); the curve itself is the answer, measured
+densely by :func:`vaemanifold.connecting_geodesic`. Every decision (step
+length, convergence, stopping) is per pair.
+
+The first-order optimisers ('adam', 'lbfgs') minimise a sampled energy
+E = int ||d/dt f(g(t))||^2 dt, f the decoder embedding. Two estimators:
 
 * ``"jvp"`` (default): (1/n) sum_i ||J_f(g(t_i)) g'(t_i)||^2 with the curve's
   exact derivative g'(t) and one forward-mode JVP of f per sample point;
@@ -15,29 +25,36 @@ Sample times, redrawn every step unless ``sampling="grid"``:
   curve cannot exploit fixed grid points to step over a high-variance region;
 * ``"random"``: n independent uniform draws.
 
-Convergence is judged per pair every ``check_every`` steps on a fixed
-``check_points``-point midpoint grid: a pair has converged when its energy
-changed by less than ``tol`` (relative) since the previous check. Adam at a
-fixed learning rate stalls at a noise floor above any small ``tol``, so when
-a check shows no progress for the batch, Adam's learning rate is halved
+With them, convergence is judged per pair every ``check_every`` steps on a
+fixed ``check_points``-point midpoint grid: a pair has converged when its
+energy changed by less than ``tol`` (relative) since the previous check. Adam
+at a fixed learning rate stalls at a noise floor above any small ``tol``, so
+when a check shows no progress for the batch, Adam's learning rate is halved
 (down to ``lr * min_lr_factor``; a plateau then ends the run unconverged).
+Adam's steps are per parameter, but that halving and the end of the run are
+decided for the batch, so a pair's Adam result depends (within ``tol``) on its
+batch-mates; L-BFGS runs one optimiser per pair (one line search per pair).
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from stochman.curves import BasicCurve
+from torch.func import functional_call, jvp, vmap
 
 from .._checks import check_choice
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
+from .least_squares import NodeSystem, block_tridiagonal_matmul, gauss_newton_descent
 
 ENERGIES = ("jvp", "fd")
 SAMPLINGS = ("stratified", "random", "grid")
-OPTIMIZERS = ("adam", "lbfgs")
+OPTIMIZERS = ("gauss-newton", "adam", "lbfgs")
+#: Largest reach of a curve's steps: its damping never drops below ``damping`` / MAX_REACH.
+MAX_REACH = 1e4
 
 
 def sample_times(n: int, batch: int, sampling: str, estimator: str, generator: torch.Generator, like: torch.Tensor):
@@ -64,32 +81,57 @@ def curve_energy(manifold: DecoderManifold, curve: BasicCurve, t: torch.Tensor, 
 
 
 class EnergySolver(GeodesicSolver):
-    """Shared optimisation loop for curve families; subclasses build the curve.
+    """Shared optimisation for curve families; subclasses build the curve.
 
     Options:
-        iterations: maximum optimiser steps (default 1000 for Adam, 100 for L-BFGS).
-        optimizer: 'adam' (default) or 'lbfgs' (strong-Wolfe line search,
-            ``lbfgs_inner`` function evaluations per step).
+        optimizer: 'gauss-newton' (default; see the module docstring), 'adam'
+            or 'lbfgs' (strong-Wolfe line search, ``lbfgs_inner`` function
+            evaluations per step, one optimiser per pair).
+        iterations: maximum steps (default on the last Gauss-Newton level: the
+            class's ``gauss_newton_iterations``; 1000 for Adam, 100 for L-BFGS).
+        tol: relative energy change that counts as converged (default 5e-4 per
+            Gauss-Newton step, 1e-4 between first-order checks).
+        seed: seed of the curve's initial weights (and of the sampling).
+
+    Gauss-Newton only:
+        levels: segments between the fixed sample times, per level (default (32, 64, 128)).
+        coarse_tol, coarse_iterations: the same as tol, iterations on the earlier levels
+            (default 1e-2 and 10; they only warm-start).
+        damping: Levenberg damping of the P x P Gauss-Newton matrix at reach 1, relative
+            to its mean diagonal (default: the class's ``gauss_newton_damping``); a pair's
+            damping is this / its reach, adapted by Nielsen's rule
+            (:func:`~vaemanifold.solvers.least_squares.gauss_newton_descent`). A curve with
+            more parameters than sampled coordinates has a singular matrix, and a network's
+            response to a weight step is linear only for small steps.
+
+    First-order optimisers only:
         lr: learning rate (default 0.01 for Adam, 1.0 for L-BFGS).
         points: sample points per step (default 32).
         sampling: 'stratified' (default), 'random' or 'grid'.
         energy: 'jvp' (default) or 'fd'.
-        tol: relative energy change between checks that counts as converged (default 1e-4).
         check_every: steps between convergence checks (default 25 for Adam, 1 for L-BFGS).
         min_lr_factor: Adam's learning rate is halved on a plateau down to lr * this (default 1e-3).
         check_points: points of the fixed check grid (default 64).
-        seed: seed of the sampling (and of the curve's initial weights).
     """
+
+    #: Default ``iterations`` on the last Gauss-Newton level.
+    gauss_newton_iterations: int = 30
+    #: Default ``damping`` of the Gauss-Newton steps.
+    gauss_newton_damping: float = 1e-2
 
     def __init__(
         self,
         iterations: Optional[int] = None,
-        optimizer: str = "adam",
+        optimizer: str = "gauss-newton",
+        tol: Optional[float] = None,
+        levels: Sequence[int] = (32, 64, 128),
+        coarse_tol: float = 1e-2,
+        coarse_iterations: int = 10,
+        damping: Optional[float] = None,
         lr: Optional[float] = None,
         points: int = 32,
         sampling: str = "stratified",
         energy: str = "jvp",
-        tol: float = 1e-4,
         check_every: Optional[int] = None,
         check_points: int = 64,
         min_lr_factor: float = 1e-3,
@@ -100,20 +142,33 @@ class EnergySolver(GeodesicSolver):
         check_choice("sampling", sampling, SAMPLINGS)
         check_choice("energy", energy, ENERGIES)
         if iterations is None:
-            iterations = 1000 if optimizer == "adam" else 100
+            iterations = {"gauss-newton": self.gauss_newton_iterations, "adam": 1000, "lbfgs": 100}[optimizer]
+        if damping is None:
+            damping = self.gauss_newton_damping
+        if tol is None:
+            tol = 5e-4 if optimizer == "gauss-newton" else 1e-4
         if check_every is None:
             check_every = 25 if optimizer == "adam" else 1
-        if iterations < 1 or points < 2 or check_every < 1 or check_points < 2:
-            raise ValueError("iterations, check_every must be >= 1 and points, check_points >= 2")
-        if tol <= 0:
-            raise ValueError(f"tol must be positive, got {tol}")
-        self.iterations = int(iterations)
+        levels = tuple(int(n) for n in levels)
+        if not levels or min(levels) < 2 or list(levels) != sorted(set(levels)):
+            raise ValueError(f"levels must be increasing segment counts >= 2, got {levels}")
+        if iterations < 1 or coarse_iterations < 1 or points < 2 or check_every < 1 or check_points < 2:
+            raise ValueError(
+                "iterations, coarse_iterations, check_every must be >= 1 and points, check_points >= 2"
+            )
+        if not (tol > 0 and coarse_tol > 0 and damping > 0):
+            raise ValueError(f"tol, coarse_tol and damping must be positive, got {tol}, {coarse_tol}, {damping}")
         self.optimizer = optimizer
+        self.iterations = int(iterations)
+        self.tol = float(tol)
+        self.levels = levels
+        self.coarse_tol = float(coarse_tol)
+        self.coarse_iterations = int(coarse_iterations)
+        self.damping = float(damping)
         self.lr = float(lr) if lr is not None else (0.01 if optimizer == "adam" else 1.0)
         self.points = int(points)
         self.sampling = sampling
         self.energy = energy
-        self.tol = float(tol)
         self.check_every = int(check_every)
         self.check_points = int(check_points)
         self.min_lr_factor = float(min_lr_factor)
@@ -122,7 +177,10 @@ class EnergySolver(GeodesicSolver):
 
     @abstractmethod
     def make_curve(self, z0: torch.Tensor, z1: torch.Tensor) -> BasicCurve:
-        """A trainable curve family starting at the straight line: (B, d), (B, d) -> B curves."""
+        """A trainable curve family starting at the straight line: (B, d), (B, d) -> B curves.
+
+        Its parameters are one tensor ``params`` with the pairs along the first dimension.
+        """
 
     def solve(
         self, manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, init: Optional[BasicCurve] = None
@@ -134,13 +192,84 @@ class EnergySolver(GeodesicSolver):
             with torch.no_grad():
                 target = init(fit_t).reshape(len(z0), fit_t.numel(), -1)
             curve.fit(fit_t, target)
+        with manifold.frozen():
+            if self.optimizer == "gauss-newton":
+                converged, reasons, steps = self._gauss_newton(manifold, curve, z0, z1)
+            elif self.optimizer == "lbfgs":  # one optimiser per pair: a line search never spans pairs
+                outcomes = []
+                for b in range(len(z0)):
+                    single = curve[b : b + 1].requires_grad_(True)
+                    outcomes.append(self._first_order(manifold, single))
+                    with torch.no_grad():
+                        curve.params[b] = single.params[0]
+                converged = torch.cat([o[0] for o in outcomes])
+                reasons = [r for o in outcomes for r in o[1]]
+                steps = max(o[2] for o in outcomes)
+            else:
+                converged, reasons, steps = self._first_order(manifold, curve)
+        return SolverOutput(curve.requires_grad_(False), converged.cpu(), steps, reasons)
+
+    # ------------------------------------------------------------ Gauss-Newton
+    def _gauss_newton(
+        self, manifold: DecoderManifold, curve: BasicCurve, z0: torch.Tensor, z1: torch.Tensor
+    ) -> tuple[torch.Tensor, list[Optional[str]], int]:
+        """Gauss-Newton on the curve's parameters, level by level; writes the result into ``curve.params``."""
+        shape = curve.params.shape
+        params = curve.params.detach().reshape(len(z0), -1)
+        buffers = dict(curve.named_buffers())
+        steps = 0
+
+        def sample(flat: torch.Tensor, index: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            state = {**buffers, "begin": z0[index], "end": z1[index], "params": flat.view(len(index), *shape[1:])}
+            return functional_call(curve, state, (t,)).reshape(len(index), len(t), -1)
+
+        with torch.no_grad():
+            for level, segments in enumerate(self.levels):
+                last = level == len(self.levels) - 1
+                t = torch.linspace(0, 1, segments + 1, dtype=z0.dtype, device=z0.device)
+
+                def points(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+                    return sample(flat, index, t)
+
+                def step(
+                    flat: torch.Tensor, index: torch.Tensor, system: NodeSystem, reach: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    basis = torch.eye(flat.shape[1], dtype=flat.dtype, device=flat.device)
+                    tangents = vmap(lambda v: jvp(lambda p: points(p, index), (flat,), (v.expand_as(flat),))[1])
+                    G = tangents(basis).permute(1, 2, 3, 0)[:, 1:-1]  # (b, m, d, P): interior points only
+                    H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(system.diag, system.upper, G))
+                    g = torch.einsum("bmdp,bmd->bp", G, system.rhs)
+                    damping = self.damping / reach * H.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+                    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
+                    delta = torch.linalg.solve_ex(H + damping.view(-1, 1, 1) * eye, g.unsqueeze(-1))[0].squeeze(-1)
+                    return delta, (g * delta).sum(dim=-1), (delta * (H @ delta.unsqueeze(-1)).squeeze(-1)).sum(dim=-1)
+
+                result = gauss_newton_descent(
+                    manifold,
+                    params,
+                    points,
+                    step,
+                    self.tol if last else self.coarse_tol,
+                    self.iterations if last else self.coarse_iterations,
+                    max_reach=MAX_REACH,
+                    rule="levenberg",
+                )
+                params = result.params
+                steps += result.iterations
+            curve.params.copy_(params.view(shape))
+        return result.converged, result.reasons, steps
+
+    # ------------------------------------------------------------ first order
+    def _first_order(self, manifold: DecoderManifold, curve: BasicCurve) -> tuple[torch.Tensor, list[Optional[str]], int]:
+        """Adam or L-BFGS on the sampled energy (see the module docstring); trains ``curve`` in place."""
         params = [p for p in curve.parameters() if p.requires_grad]
         if self.optimizer == "adam":
             opt = torch.optim.Adam(params, lr=self.lr)
         else:
             opt = torch.optim.LBFGS(params, lr=self.lr, max_iter=self.lbfgs_inner, line_search_fn="strong_wolfe")
+        like = curve.begin
         generator = torch.Generator().manual_seed(self.seed)
-        check_t = sample_times(self.check_points, len(z0), "grid", "jvp", generator, z0)
+        check_t = sample_times(self.check_points, len(curve), "grid", "jvp", generator, like)
 
         def check() -> torch.Tensor:
             with torch.no_grad():
@@ -149,26 +278,25 @@ class EnergySolver(GeodesicSolver):
         previous = check()
         change = torch.full_like(previous, float("inf"))
         steps = 0
-        with manifold.frozen():
-            for steps in range(1, self.iterations + 1):
-                t = sample_times(self.points, len(z0), self.sampling, self.energy, generator, z0)
+        for steps in range(1, self.iterations + 1):
+            t = sample_times(self.points, len(curve), self.sampling, self.energy, generator, like)
 
-                def closure() -> torch.Tensor:
-                    opt.zero_grad()
-                    loss = curve_energy(manifold, curve, t, self.energy).sum()
-                    loss.backward()
-                    return loss
+            def closure() -> torch.Tensor:
+                opt.zero_grad()
+                loss = curve_energy(manifold, curve, t, self.energy).sum()
+                loss.backward()
+                return loss
 
-                opt.step(closure)
-                if steps % self.check_every == 0 or steps == self.iterations:
-                    current = check()
-                    change = (previous - current).abs() / current.abs().clamp_min(torch.finfo(current.dtype).tiny)
-                    if self.optimizer == "adam" and current.sum() > previous.sum() * (1 - self.tol):
-                        for group in opt.param_groups:
-                            group["lr"] = max(group["lr"] / 2, self.lr * self.min_lr_factor)
-                    previous = current
-                    if not torch.isfinite(current).all() or bool((change < self.tol).all()):
-                        break
+            opt.step(closure)
+            if steps % self.check_every == 0 or steps == self.iterations:
+                current = check()
+                change = (previous - current).abs() / current.abs().clamp_min(torch.finfo(current.dtype).tiny)
+                if self.optimizer == "adam" and current.sum() > previous.sum() * (1 - self.tol):
+                    for group in opt.param_groups:
+                        group["lr"] = max(group["lr"] / 2, self.lr * self.min_lr_factor)
+                previous = current
+                if not torch.isfinite(current).all() or bool((change < self.tol).all()):
+                    break
         finite = torch.isfinite(previous)
         converged = finite & (change < self.tol)
         reasons = [
@@ -177,4 +305,4 @@ class EnergySolver(GeodesicSolver):
             else ("energy is not finite" if not fin else f"energy still changing by {ch:.1e} > tol={self.tol:g}")
             for ok, fin, ch in zip(converged.tolist(), finite.tolist(), change.tolist())
         ]
-        return SolverOutput(curve.requires_grad_(False), converged.cpu(), steps, reasons)
+        return converged, reasons, steps

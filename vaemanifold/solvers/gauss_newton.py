@@ -23,7 +23,7 @@ from stochman.curves import BasicCurve
 from ..curves import interpolating_spline
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
-from .least_squares import NodeSystem, damped, gauss_newton_descent, node_model, solve_block_tridiagonal
+from .least_squares import NodeSystem, gauss_newton_descent, node_model, solve_block_tridiagonal, with_ridge
 
 
 def line_points(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -123,8 +123,8 @@ def _node_points(z0: torch.Tensor, z1: torch.Tensor, segments: int):
 
 
 def _node_step(
-    params: torch.Tensor, index: torch.Tensor, system: NodeSystem, damping: torch.Tensor
+    params: torch.Tensor, index: torch.Tensor, system: NodeSystem, reach: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The damped Gauss-Newton step in the nodes: one block-tridiagonal solve per pair."""
-    delta = solve_block_tridiagonal(damped(system, damping), system.upper, system.rhs)
+    """The Gauss-Newton step in the nodes (one block-tridiagonal solve per pair), times reach."""
+    delta = solve_block_tridiagonal(with_ridge(system), system.upper, system.rhs) * reach.view(-1, 1, 1)
     return (delta.flatten(1), *node_model(system, delta))

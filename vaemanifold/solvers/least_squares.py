@@ -158,7 +158,8 @@ def _cyclic_reduction(diag: torch.Tensor, upper: torch.Tensor, rhs: torch.Tensor
 
 #: points(params, index) -> (b, n+1, d): the nodes of the pairs ``index`` for parameters (b, P).
 PointsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-#: step(params, index, system, damping) -> (delta (b, P), slope (b,), curvature (b,)): the model
+#: step(params, index, system, reach) -> (delta (b, P), slope (b,), curvature (b,)): a step whose size
+#: grows with each pair's ``reach`` (reach 1: the step the method stands behind), and the model
 #: S(params + a delta) ~ S - 2 a slope + a^2 curvature with slope = b.delta and curvature = delta^T A delta.
 StepFn = Callable[
     [torch.Tensor, torch.Tensor, NodeSystem, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]
@@ -191,26 +192,35 @@ def gauss_newton_descent(
     step: StepFn,
     tol: float,
     iterations: int,
+    max_reach: float = 1.0,
+    rule: str = "line",
 ) -> LMResult:
-    """Minimise S over parameters (B, P) by Gauss-Newton steps with a per-pair step length.
+    """Minimise S over parameters (B, P) by damped Gauss-Newton steps, every decision per pair.
 
-    Each iteration solves the Gauss-Newton model of the active pairs (with a
-    tiny ridge, :data:`RIDGE`, for definiteness), evaluates S at the trial
-    points ``params + reach * delta`` (one decoder pass per node) and accepts
-    the pairs whose S decreased. A pair's ``reach`` (step length, at most 1)
-    is its damping: a rejected step is retried shorter (at the minimum of the
-    parabola through S(0), its slope and S(trial), within [0.1, 0.5] of the
-    last reach), an accepted one lets the next grow back (x2). Where a full
-    step decreased S by more than the model predicted, the parabola's
-    minimum beyond it is tried too (:func:`_extrapolate`).
+    Each iteration asks ``step`` for the damped Gauss-Newton steps of the
+    active pairs at their ``reach``, evaluates S at the trial points (one
+    decoder pass per node) and accepts the pairs whose S decreased. A pair's
+    reach is its damping, adapted by ``rule``: 'line' retries a rejected step
+    at a smaller reach (the minimum of the parabola through S(0), its slope
+    and S(trial), within [0.1, 0.5] of the last reach) and after an accepted
+    one takes that minimum too, within [0.5, 2] of the last; 'levenberg'
+    treats reach as 1 / lambda under Nielsen's rule (by the gain ratio of
+    actual to predicted decrease after an acceptance, by 2, 4, 8, ... after
+    rejections). Reach never exceeds ``max_reach``.
+    Where a step at reach >= 1 decreased S by more than the model predicted,
+    the parabola's minimum beyond it is tried too (:func:`_extrapolate`).
 
-    Damping by a step length rather than Levenberg's lambda * I keeps the
-    Gauss-Newton direction: on a discretised curve lambda * I throttles the
-    smooth, long-wavelength modes (eigenvalues ~ (pi / n)^2 of the others)
+    What reach means is the step's business: the node solver scales its
+    Gauss-Newton step by it (max_reach 1), which keeps the Gauss-Newton
+    direction. On a discretised curve Levenberg's lambda * I would throttle
+    the smooth, long-wavelength modes (eigenvalues ~ (pi / n)^2 of the others)
     that a curve far from its geodesic must move (measured on fashion-2d:
-    Levenberg-Marquardt crawled 0.3% a step for 100+ steps).
+    Levenberg-Marquardt crawled 0.3% a step for 100+ steps). A curve family
+    with more parameters than sampled coordinates has a singular matrix and
+    needs Levenberg's damping, lambda ~ 1 / reach
+    (:class:`~vaemanifold.solvers.energy.EnergySolver`).
 
-    A pair converges when a full step (reach 1) changes S by less than ``tol``
+    A pair converges when a step at reach >= 1 changes S by less than ``tol``
     relative and its model predicts less than that; it then stops (its
     Jacobians are no longer computed). Pairs whose S is not finite at the
     start, or whose steps shrink below :data:`MIN_REACH` without a decrease,
@@ -219,16 +229,21 @@ def gauss_newton_descent(
     Args:
         params: (B, P) initial parameters (not modified).
         points: maps parameters of some pairs to their nodes.
-        step: the Gauss-Newton step in parameter space (see :data:`StepFn`).
+        step: the damped Gauss-Newton step in parameter space (see :data:`StepFn`).
         tol: relative change of S that counts as converged.
         iterations: maximum steps (tried steps, accepted or not).
+        max_reach: largest reach.
+        rule: 'line' or 'levenberg' (see above).
     """
+    if rule not in ("line", "levenberg"):
+        raise ValueError(f"unknown rule {rule!r}; valid: 'line', 'levenberg'")
     params = params.clone()
     B = len(params)
     everyone = torch.arange(B, device=params.device)
     system = node_system(manifold, points(params, everyone))
     value = system.value.clone()
     reach = torch.ones_like(value)
+    growth = torch.full_like(value, 2.0)
     converged = torch.zeros(B, dtype=torch.bool, device=params.device)
     reasons: list[Optional[str]] = [None] * B
     last_change = torch.full_like(value, float("inf"))
@@ -236,30 +251,34 @@ def gauss_newton_descent(
     for b in (~finite).nonzero().flatten().tolist():
         reasons[b] = "the decoder returned non-finite values (or Jacobians) on the initial curve"
     active = everyone[finite]
-    ridge = torch.full_like(value, RIDGE)
     taken = 0
     while len(active) and taken < iterations:
         taken += 1
-        delta, slope, curvature = step(params[active], active, system.take(active), ridge[active])
         length = reach[active]
-        delta, slope, curvature = delta * length.unsqueeze(-1), slope * length, curvature * length**2
+        delta, slope, curvature = step(params[active], active, system.take(active), length)
         predicted = 2 * slope - curvature
         old = value[active]
         trial = params[active] + delta
         with torch.no_grad():
             new_value = node_value(manifold, points(trial, active))
-            full = length == 1
+            full = length >= 1
             trial, new_value = _extrapolate(
                 manifold, points, active, params[active], delta, trial, old, new_value, slope, full
             )
         actual = old - new_value
         ok = torch.isfinite(new_value) & torch.isfinite(predicted) & (actual > 0)
-        # the minimum of the parabola through S(0), its slope and S(trial), as a multiple of this step,
-        # sets the next reach: shorter after a rejection, up to twice as long after an acceptance
-        bend = (new_value - old + 2 * slope).clamp_min(torch.finfo(old.dtype).tiny)
-        best = torch.nan_to_num(slope / bend, nan=0.1, posinf=2.0)
-        grown = (length * best.clamp(0.5, 2.0)).clamp_max(1.0)
-        reach[active] = torch.where(ok, grown, length * best.clamp(0.1, 0.5))
+        if rule == "line":
+            # the minimum of the parabola through S(0), its slope and S(trial), as a multiple of this
+            # step, sets the next reach: shorter after a rejection, up to twice as long after an acceptance
+            bend = (new_value - old + 2 * slope).clamp_min(torch.finfo(old.dtype).tiny)
+            best = torch.nan_to_num(slope / bend, nan=0.1, posinf=2.0)
+            grown = (length * best.clamp(0.5, 2.0)).clamp_max(max_reach)
+            reach[active] = torch.where(ok, grown, length * best.clamp(0.1, 0.5))
+        else:  # Nielsen's rule on reach = 1 / lambda: by the gain ratio after an acceptance, geometric after a rejection
+            gain = actual / predicted.clamp_min(torch.finfo(old.dtype).tiny)
+            grown = (length / torch.clamp(1 - (2 * gain - 1) ** 3, min=1 / 3)).clamp_max(max_reach)
+            reach[active] = torch.where(ok, grown, length / growth[active])
+            growth[active] = torch.where(ok, torch.full_like(length, 2.0), growth[active] * 2)
         scale = old.abs().clamp_min(torch.finfo(old.dtype).tiny)
         change = torch.where(ok, actual, torch.zeros_like(actual)) / scale
         last_change[active] = torch.where(ok, change, last_change[active])
@@ -316,12 +335,12 @@ def _extrapolate(manifold, points, index, params, delta, trial, old, new_value, 
     return trial, new_value
 
 
-def damped(system: NodeSystem, damping: torch.Tensor) -> torch.Tensor:
-    """The diagonal blocks plus damping * mean diagonal * I, per pair: (b, m, d, d)."""
+def with_ridge(system: NodeSystem) -> torch.Tensor:
+    """The diagonal blocks plus RIDGE * mean diagonal * I, per pair: (b, m, d, d)."""
     d = system.diag.shape[-1]
     scale = system.diag.diagonal(dim1=-2, dim2=-1).mean(dim=(1, 2))  # (b,)
     eye = torch.eye(d, dtype=system.diag.dtype, device=system.diag.device)
-    return system.diag + (damping * scale).view(-1, 1, 1, 1) * eye
+    return system.diag + (RIDGE * scale).view(-1, 1, 1, 1) * eye
 
 
 def node_model(system: NodeSystem, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 
@@ -13,17 +13,26 @@ from .energy import EnergySolver
 class NeuralSolver(EnergySolver):
     """Minimise the energy of a :class:`~vaemanifold.NeuralCurve` per pair.
 
-    Options: ``hidden`` widths of psi (default (32, 32)), ``activation``
+    Options: ``hidden`` widths of psi (default (8, 8) with the default
+    Gauss-Newton optimiser, (32, 32) with Adam or L-BFGS), ``activation``
     ('tanh', 'softplus', 'sigmoid'), plus every option of
-    :class:`~vaemanifold.solvers.energy.EnergySolver` (iterations, optimizer,
-    lr, points, sampling, energy, tol, check_every, check_points, seed).
+    :class:`~vaemanifold.solvers.energy.EnergySolver` (optimizer, iterations,
+    tol, levels, coarse_tol, coarse_iterations, lr, points, sampling, energy,
+    check_every, check_points, seed).
+
+    The network's size is the Gauss-Newton speed knob: each step solves a
+    P x P system per pair and needs P forward-mode tangents of the curve, P =
+    106 for widths (8, 8) in d = 2 against 1,186 for (32, 32).
     """
 
     name = "neural"
+    gauss_newton_iterations = 60
 
-    def __init__(self, hidden: Sequence[int] = (32, 32), activation: str = "tanh", **options) -> None:
+    def __init__(self, hidden: Optional[Sequence[int]] = None, activation: str = "tanh", **options) -> None:
         _check_activation(activation)
         super().__init__(**options)
+        if hidden is None:
+            hidden = (8, 8) if self.optimizer == "gauss-newton" else (32, 32)
         self.hidden = tuple(hidden)
         self.activation = activation
 

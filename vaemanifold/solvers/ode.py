@@ -108,8 +108,9 @@ class ODESolver(GeodesicSolver):
             the boundary conditions; default 1e-6).
         max_nodes: mesh nodes allowed per pair before giving up (default 1000).
         nodes: size of the initial uniform mesh (default 32).
-        init_solver: 'linear' (default) or the name of another registered
-            solver whose curves give the initial positions and velocities
+        init_solver: the name of the registered solver whose curves give the
+            initial positions and velocities (default 'gauss_newton'; from 'linear',
+            scipy's mesh outgrows any node limit on trained decoders)
             (``curve.deriv`` where the curve has it, else finite differences on
             the mesh). An initial curve passed to :meth:`solve` (``init=`` of
             :func:`vaemanifold.connecting_geodesic`) takes precedence. (Not
@@ -131,7 +132,7 @@ class ODESolver(GeodesicSolver):
         tol: float = 1e-6,
         max_nodes: int = 1000,
         nodes: int = 32,
-        init_solver: str = "linear",
+        init_solver: str = "gauss_newton",
         init_options: Optional[dict] = None,
     ) -> None:
         from . import SOLVERS

@@ -1,0 +1,155 @@
+"""The Gauss-Newton machinery against ground truth: dense linear algebra, autograd, closed-form geodesics."""
+
+import pytest
+import torch
+
+import vaemanifold as vm
+from vaemanifold import analytic
+from vaemanifold.curves import interpolating_spline
+from vaemanifold.solvers.least_squares import (
+    block_tridiagonal_matmul,
+    node_system,
+    node_value,
+    solve_block_tridiagonal,
+)
+
+D64 = torch.float64
+
+
+def dense(diag: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """The (b, m d, m d) matrix of block-tridiagonal (diag, upper)."""
+    b, m, d, _ = diag.shape
+    A = diag.new_zeros(b, m * d, m * d)
+    for k in range(m):
+        A[:, k * d : (k + 1) * d, k * d : (k + 1) * d] = diag[:, k]
+        if k + 1 < m:
+            A[:, k * d : (k + 1) * d, (k + 1) * d : (k + 2) * d] = upper[:, k]
+            A[:, (k + 1) * d : (k + 2) * d, k * d : (k + 1) * d] = upper[:, k].transpose(-1, -2)
+    return A
+
+
+@pytest.mark.parametrize("m, d", [(1, 2), (2, 3), (3, 2), (6, 1), (15, 2), (40, 4)])
+def test_block_tridiagonal_solve_matches_a_dense_solve(m, d):
+    g = torch.Generator().manual_seed(m * 10 + d)
+    J = torch.randn(3, m + 1, 5, d, generator=g, dtype=D64)
+    diag = 2 * J[:, :-1].transpose(-1, -2) @ J[:, :-1] + 0.01 * torch.eye(d, dtype=D64)
+    upper = -(J[:, :-2].transpose(-1, -2) @ J[:, 1:-1])
+    rhs = torch.randn(3, m, d, generator=g, dtype=D64)
+    x = solve_block_tridiagonal(diag, upper, rhs)
+    A = dense(diag, upper)
+    torch.testing.assert_close(x.flatten(1), torch.linalg.solve(A, rhs.flatten(1)))
+    product = block_tridiagonal_matmul(diag, upper, x.unsqueeze(-1)).squeeze(-1)
+    torch.testing.assert_close(product, rhs)
+
+
+def test_node_system_is_the_gauss_newton_model_of_the_discrete_energy():
+    """rhs = -grad S / 2 and (diag, upper) = J_r^T J_r of the residuals r_i = f(x_i+1) - f(x_i), by autograd."""
+    M = analytic.random_mlp_manifold(2, dtype=D64)
+    g = torch.Generator().manual_seed(0)
+    points = torch.randn(2, 7, 2, generator=g, dtype=D64)
+    system = node_system(M, points)
+    for b in range(2):
+        ends = points[b, [0, -1]]
+
+        def residuals(inner: torch.Tensor) -> torch.Tensor:
+            nodes = torch.cat([ends[:1], inner.view(-1, 2), ends[1:]])
+            return M.embed(nodes).diff(dim=0).flatten()
+
+        inner = points[b, 1:-1].flatten()
+        r = residuals(inner)
+        Jr = torch.autograd.functional.jacobian(residuals, inner)
+        torch.testing.assert_close(system.value[b], (r**2).sum())
+        torch.testing.assert_close(system.rhs[b].flatten(), -(Jr.T @ r))
+        torch.testing.assert_close(dense(system.diag[b : b + 1], system.upper[b : b + 1])[0], Jr.T @ Jr)
+    torch.testing.assert_close(node_value(M, points), system.value)
+
+
+def test_interpolating_spline_passes_through_the_points_is_c2_and_exact_for_cubics():
+    t = torch.linspace(0, 1, 9, dtype=D64)
+    cubic = torch.stack([t**3 - t, 2 * t**2 + 1], dim=-1).unsqueeze(0)  # (1, 9, 2)
+    curve = interpolating_spline(cubic)
+    torch.testing.assert_close(curve(t).reshape(1, 9, 2), cubic)
+    s = torch.linspace(0, 1, 101, dtype=D64)
+    torch.testing.assert_close(curve(s).reshape(1, 101, 2), torch.stack([s**3 - s, 2 * s**2 + 1], -1)[None])
+    wiggly = torch.randn(1, 9, 2, generator=torch.Generator().manual_seed(1), dtype=D64)
+    spline = interpolating_spline(wiggly)
+    h = 1e-4
+    for knot in t[1:-1]:
+        around = torch.tensor([knot - 2 * h, knot - h, knot, knot + h, knot + 2 * h], dtype=D64)
+        x = spline(around).reshape(5, 2)
+        left, right = (x[2] - 2 * x[1] + x[0]) / h**2, (x[4] - 2 * x[3] + x[2]) / h**2
+        torch.testing.assert_close(left, right, rtol=0, atol=1e-2 * (1 + left.abs().max()))
+
+
+def test_gauss_newton_converges_at_once_from_the_geodesic():
+    M = analytic.random_mlp_manifold(2, dtype=D64)
+    g = torch.Generator().manual_seed(2)
+    z0, z1 = 2 * torch.randn(3, 2, generator=g, dtype=D64), 2 * torch.randn(3, 2, generator=g, dtype=D64)
+    first = vm.connecting_geodesic(M, z0, z1, method="gauss_newton")
+    cold = vm.connecting_geodesic(M, z0, z1, method="gauss_newton", levels=(64,))
+    warm = vm.connecting_geodesic(M, z0, z1, method="gauss_newton", levels=(64,), init=first.curve)
+    assert warm.converged.all() and warm.iterations <= 2 < cold.iterations
+    torch.testing.assert_close(warm.length, first.length, rtol=1e-5, atol=0)
+
+
+def test_gauss_newton_reports_a_non_finite_decoder():
+    def broken(z: torch.Tensor) -> torch.Tensor:
+        out = torch.cat([z, z**2], dim=-1)
+        return torch.where(z[..., :1] > 0.5, torch.full_like(out, float("nan")), out)
+
+    M = vm.DecoderManifold(broken, latent_dim=2)
+    z0 = torch.tensor([[0.0, 0.0], [0.0, 0.0]], dtype=D64)
+    z1 = torch.tensor([[0.2, 0.3], [1.0, 0.0]], dtype=D64)
+    result = vm.connecting_geodesic(M, z0, z1, method="gauss_newton")
+    assert bool(result.converged[0]) and not bool(result.converged[1])
+    assert "non-finite" in result.reasons[1]
+
+
+def test_gauss_newton_options_are_validated():
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(1)
+    for options, match in (
+        ({"levels": (32, 16)}, "levels"),
+        ({"levels": (1,)}, "levels"),
+        ({"tol": 0}, "tol"),
+        ({"iterations": 0}, "iterations"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            vm.connecting_geodesic(M, z0, z1, method="gauss_newton", **options)
+
+
+def test_gauss_newton_is_the_default_everywhere_and_ode_starts_from_it():
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(2, seed=3)
+    assert vm.DEFAULT_METHOD == "gauss_newton"
+    result = vm.connecting_geodesic(M, z0, z1)
+    assert result.method == "gauss_newton" and result.converged.all()
+    torch.testing.assert_close(vm.distance(M, z0, z1), result.length)
+    D = vm.distance_matrix(M, torch.cat([z0, z1]))
+    torch.testing.assert_close(D[0, 2], result.length[0], rtol=1e-5, atol=0)
+    curve, success = M.connecting_geodesic(z0, z1)
+    assert success and isinstance(curve, vm.curves.HermiteCurve)
+    assert vm.SOLVERS["ode"]().init_solver == "gauss_newton"
+
+
+@pytest.mark.parametrize("name", ["neural", "spline"])
+def test_curve_families_take_gauss_newton_steps_by_default(name):
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(2, seed=4)
+    truth = analytic.great_circle_distance(z0, z1)
+    assert vm.SOLVERS[name]().optimizer == "gauss-newton"
+    result = vm.connecting_geodesic(M, z0, z1, method=name)
+    assert result.converged.all(), result.reasons
+    assert (result.length / truth - 1).abs().max() < 1e-4
+
+
+def test_spline_lbfgs_runs_one_optimiser_per_pair():
+    """One line search per pair: a pair's L-BFGS result does not depend on its batch-mates."""
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(3, seed=4)
+    batch = vm.connecting_geodesic(M, z0, z1, method="spline", optimizer="lbfgs")
+    alone = vm.connecting_geodesic(M, z0[1:2], z1[1:2], method="spline", optimizer="lbfgs")
+    assert batch.converged.all()
+    torch.testing.assert_close(alone.length[0], batch.length[1], rtol=1e-9, atol=0)
+    truth = analytic.great_circle_distance(z0, z1)
+    assert (batch.length / truth - 1).abs().max() < 1e-3
