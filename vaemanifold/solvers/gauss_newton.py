@@ -45,7 +45,7 @@ class GaussNewtonSolver(GeodesicSolver):
         levels: segments per level, increasing (default (16, 32, 64)). The
             answer is the C2 cubic spline through the last level's nodes.
         tol: relative energy change that counts as converged on the last level (default 5e-4).
-        iterations: maximum steps on the last level (default 30).
+        iterations: maximum steps on the last level (default 50).
         coarse_tol: the same on the earlier levels (default 1e-2; they only warm-start).
         coarse_iterations: maximum steps on each earlier level (default 10).
 
@@ -69,7 +69,7 @@ class GaussNewtonSolver(GeodesicSolver):
         self,
         levels: Sequence[int] = (16, 32, 64),
         tol: float = 5e-4,
-        iterations: int = 30,
+        iterations: int = 50,
         coarse_tol: float = 1e-2,
         coarse_iterations: int = 10,
     ) -> None:
