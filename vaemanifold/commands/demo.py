@@ -33,8 +33,13 @@ HELP = (
     f"Train or reuse the default model ({DEFAULT_PRESET}), connect random pairs of training points by straight "
     "lines and geodesics, and draw them over the log magnification factor."
 )
-METHODS = ("linear", "neural", "spline")
-CURVE_NAMES = {"linear": "straight line", "neural": "neural geodesic", "spline": "spline geodesic"}
+METHODS = ("linear", "gauss_newton", "neural", "spline")
+CURVE_NAMES = {
+    "linear": "straight line",
+    "gauss_newton": "geodesic (default solver)",
+    "neural": "neural geodesic",
+    "spline": "spline geodesic",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

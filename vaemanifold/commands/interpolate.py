@@ -32,11 +32,11 @@ HELP = "Decode straight lines and geodesics between same-class images: class cro
 
 #: Models used without --model.
 DEFAULT_PRESETS = ("mnist-2d", "fashion-2d")
-#: Solver options of the full run and of --quick.
+#: Solver options of the full run and of --quick (the Gauss-Newton solvers at their defaults).
 FULL_METHODS = {
-    "graph": {"k": 10}, "spline": {"iterations": 40}, "neural": {"iterations": 500}, "ode": {"tol": 1e-3, "max_nodes": 500},
+    "graph": {"k": 10}, "gauss_newton": {}, "spline": {}, "neural": {}, "ode": {"tol": 1e-3, "max_nodes": 500},
 }
-QUICK_METHODS = {"graph": {"k": 10}, "spline": {"iterations": 10}, "neural": {"iterations": 100}}
+QUICK_METHODS = {"graph": {"k": 10}, "gauss_newton": {}, "spline": {}, "neural": {}}
 FULL_PAIRS, QUICK_PAIRS = 200, 20
 
 
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_PAIRS} pairs, small solver budgets, no ODE solver")
     parser.add_argument("--pairs", type=int, default=None, help=f"same-class pairs per model (full {FULL_PAIRS})")
     parser.add_argument("--out", default="runs/interpolate", help="output folder (default runs/interpolate)")
-    parser.add_argument("--methods", default=None, help="comma-separated solvers besides the line (default graph,spline,neural,ode)")
+    parser.add_argument("--methods", default=None, help="comma-separated solvers besides the line (default graph,gauss_newton,spline,neural,ode)")
     parser.add_argument("--frames", type=int, default=32, help="frames per curve for the scores (default 32)")
     parser.add_argument("--strip-frames", type=int, default=10, help="frames per row of the PNG strips (default 10)")
     parser.add_argument("--show", type=int, default=4, help="pairs drawn in the figures (default 4, at most --batch)")

@@ -92,26 +92,23 @@ class EnergySolver(GeodesicSolver):
         tol: relative energy change that counts as converged (default 5e-4 per
             Gauss-Newton step, 1e-4 between first-order checks).
         seed: seed of the curve's initial weights (and of the sampling).
-
-    Gauss-Newton only:
-        levels: segments between the fixed sample times, per level (default (32, 64, 128)).
-        coarse_tol, coarse_iterations: the same as tol, iterations on the earlier levels
-            (default 1e-2 and 10; they only warm-start).
-        damping: Levenberg damping of the P x P Gauss-Newton matrix at reach 1, relative
-            to its mean diagonal (default: the class's ``gauss_newton_damping``); a pair's
-            damping is this / its reach, adapted by Nielsen's rule
+        levels: Gauss-Newton: segments between the fixed sample times, per level
+            (default (32, 64, 128)).
+        coarse_tol: Gauss-Newton: tol on the earlier levels (default 1e-2; they only warm-start).
+        coarse_iterations: Gauss-Newton: iterations on each earlier level (default 10).
+        damping: Gauss-Newton: Levenberg damping of the P x P Gauss-Newton matrix at reach 1,
+            relative to its mean diagonal (default: the class's ``gauss_newton_damping``); a
+            pair's damping is this / its reach, adapted by Nielsen's rule
             (:func:`~vaemanifold.solvers.least_squares.gauss_newton_descent`). A curve with
             more parameters than sampled coordinates has a singular matrix, and a network's
             response to a weight step is linear only for small steps.
-
-    First-order optimisers only:
-        lr: learning rate (default 0.01 for Adam, 1.0 for L-BFGS).
-        points: sample points per step (default 32).
-        sampling: 'stratified' (default), 'random' or 'grid'.
-        energy: 'jvp' (default) or 'fd'.
-        check_every: steps between convergence checks (default 25 for Adam, 1 for L-BFGS).
-        min_lr_factor: Adam's learning rate is halved on a plateau down to lr * this (default 1e-3).
-        check_points: points of the fixed check grid (default 64).
+        lr: first order: learning rate (default 0.01 for Adam, 1.0 for L-BFGS).
+        points: first order: sample points per step (default 32).
+        sampling: first order: 'stratified' (default), 'random' or 'grid'.
+        energy: first order: 'jvp' (default) or 'fd'.
+        check_every: first order: steps between convergence checks (default 25 for Adam, 1 for L-BFGS).
+        min_lr_factor: Adam: the learning rate is halved on a plateau down to lr * this (default 1e-3).
+        check_points: first order: points of the fixed check grid (default 64).
     """
 
     #: Default ``iterations`` on the last Gauss-Newton level.

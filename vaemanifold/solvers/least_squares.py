@@ -1,4 +1,4 @@
-"""Curve energy as a nonlinear least-squares problem, solved by Levenberg-Marquardt.
+"""Curve energy as a nonlinear least-squares problem, solved by damped Gauss-Newton steps.
 
 A curve sampled at n + 1 equally spaced times, nodes x_0 = z0, x_1, ..., x_n = z1,
 has the discrete energy E = n * S with
@@ -14,7 +14,7 @@ model of S in the interior nodes is block tridiagonal (:class:`NodeSystem`):
 and S(x + delta) ~ S(x) - 2 b.delta + delta^T A delta. Only the node Jacobians
 are needed: d forward-mode JVPs per node, never a second derivative of f.
 
-:func:`levenberg_marquardt` minimises S over any parametrisation of the nodes
+:func:`gauss_newton_descent` minimises S over any parametrisation of the nodes
 (the nodes themselves, or the weights of a curve family whose points at the
 sample times are a differentiable function of them), batched over B pairs
 with everything per pair: damping, step acceptance, convergence, and
@@ -208,7 +208,7 @@ def gauss_newton_descent(
     actual to predicted decrease after an acceptance, by 2, 4, 8, ... after
     rejections). Reach never exceeds ``max_reach``.
     Where a step at reach >= 1 decreased S by more than the model predicted,
-    the parabola's minimum beyond it is tried too (:func:`_extrapolate`).
+    the parabola's minimum beyond it is tried too (at most MAX_STRETCH times the step).
 
     What reach means is the step's business: the node solver scales its
     Gauss-Newton step by it (max_reach 1), which keeps the Gauss-Newton
