@@ -130,6 +130,25 @@ def test_unconverged_solvers_say_so_and_distance_policies():
     assert not cut.converged.any() and all("still changing" in reason for reason in cut.reasons)
 
 
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_zero_pairs_give_an_empty_result(name):
+    M = sphere_with_latents()
+    result = vm.connecting_geodesic(M, torch.zeros(0, 2, dtype=D64), torch.zeros(0, 2, dtype=D64), method=name)
+    assert len(result) == 0 and result.length.shape == result.converged.shape == (0,) and result.reasons == []
+    assert "pairs=0" in repr(result)
+    assert vm.distance(M, torch.zeros(0, 2, dtype=D64), torch.zeros(0, 2, dtype=D64), method=name).shape == (0,)
+
+
+def test_endpoints_take_the_decoders_dtype():
+    M = analytic.random_mlp_manifold(2)  # float32 weights
+    z0 = torch.zeros(2, 2, dtype=D64)
+    z1 = torch.tensor([[1.0, 0.5], [-1.0, 2.0]], dtype=D64)
+    result = vm.connecting_geodesic(M, z0, z1)
+    assert result.length.dtype == torch.float32 and result.converged.all()
+    same = vm.connecting_geodesic(M, z0.float(), z1.float())
+    torch.testing.assert_close(result.length, same.length)
+
+
 def test_stochman_style_method_on_the_manifold():
     M = analytic.sphere_manifold()
     z0, z1 = analytic.sphere_pairs(1, seed=7)

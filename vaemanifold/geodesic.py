@@ -10,6 +10,7 @@ import torch
 from stochman.curves import BasicCurve
 
 from ._checks import check_choice, check_endpoints, check_points
+from .curves import SplineCurve
 from .manifold import DecoderManifold
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
 
@@ -55,9 +56,10 @@ class GeodesicResult:
         return len(self.length)
 
     def __repr__(self) -> str:
+        median = f"{self.length.median().item():.4g}" if len(self) else "n/a"
         return (
             f"GeodesicResult(method={self.method!r}, pairs={len(self)}, converged={int(self.converged.sum())}"
-            f"/{len(self)}, median length={self.length.median().item():.4g}, seconds={self.seconds:.3g})"
+            f"/{len(self)}, median length={median}, seconds={self.seconds:.3g})"
         )
 
 
@@ -66,6 +68,23 @@ def _device_of(manifold: DecoderManifold, fallback: torch.device) -> torch.devic
     if tensor is None:
         tensor = next(iter(manifold.buffers()), None)
     return tensor.device if tensor is not None else fallback
+
+
+def _dtype_of(manifold: DecoderManifold, fallback: torch.dtype) -> torch.dtype:
+    """The dtype of the decoder's first floating-point parameter or buffer (``fallback`` without one)."""
+    for tensor in (*manifold.parameters(), *manifold.buffers()):
+        if tensor.is_floating_point():
+            return tensor.dtype
+    return fallback
+
+
+def _empty_result(z0: torch.Tensor, z1: torch.Tensor, method: str, grid: int) -> GeodesicResult:
+    """The result for zero pairs: empty tensors, no curve evaluated, no solver run."""
+    empty = z0.new_zeros(0)
+    curve = SplineCurve(z0, z1, num_nodes=3, requires_grad=False)
+    return GeodesicResult(
+        curve, empty, empty.clone(), torch.zeros(0, dtype=torch.bool), [], 0, 0.0, 0, method, grid, empty.clone()
+    )
 
 
 def measure(manifold: DecoderManifold, curve: BasicCurve, grid: int = MEASURE_GRID):
@@ -101,7 +120,11 @@ def connecting_geodesic(
 
     Args:
         manifold: a :class:`DecoderManifold`.
-        z0, z1: (d,) or (B, d) endpoints (a single point is broadcast).
+        z0, z1: (d,) or (B, d) endpoints (a single point is broadcast). They are
+            moved to the decoder's device and dtype (that of its first
+            floating-point parameter or buffer; a decoder without any keeps the
+            endpoints' dtype), so the result is in the decoder's dtype. B = 0
+            gives an empty result.
         method: a name in :data:`vaemanifold.SOLVERS` or a solver instance.
         init: optional B initial curves, for solvers that refine a curve.
         grid: points of the dense grid on which results are measured.
@@ -113,9 +136,11 @@ def connecting_geodesic(
     if not isinstance(manifold, DecoderManifold):
         raise TypeError(f"manifold must be a DecoderManifold, got {type(manifold).__name__}")
     z0, z1 = check_endpoints(z0, z1, manifold.latent_dim)
-    device = _device_of(manifold, z0.device)
-    z0, z1 = z0.detach().to(device), z1.detach().to(device)
+    device, dtype = _device_of(manifold, z0.device), _dtype_of(manifold, z0.dtype)
+    z0, z1 = z0.detach().to(device, dtype), z1.detach().to(device, dtype)
     solver = make_solver(method, **options)
+    if len(z0) == 0:
+        return _empty_result(z0, z1, solver.name, grid)
     if init is not None:
         if not isinstance(init, BasicCurve):
             raise TypeError(f"init must be a stochman BasicCurve, got {type(init).__name__}")

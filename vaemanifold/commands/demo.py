@@ -36,7 +36,7 @@ HELP = (
 METHODS = ("linear", "gauss_newton", "neural", "spline")
 CURVE_NAMES = {
     "linear": "straight line",
-    "gauss_newton": "geodesic (default solver)",
+    "gauss_newton": "default geodesic",
     "neural": "neural geodesic",
     "spline": "spline geodesic",
 }
