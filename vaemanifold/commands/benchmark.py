@@ -17,6 +17,7 @@ from ..evaluation import problems as pb
 from ..evaluation import report
 from ..geodesic import MEASURE_GRID
 from ..solvers import SOLVERS
+from .arguments import at_least, positive_int
 
 NAME = "benchmark"
 HELP = (
@@ -46,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--pairs",
-        type=int,
+        type=positive_int,
         default=None,
         help=f"pairs per decoder (default {ANALYTIC_PAIRS} analytic, {MODEL_PAIRS} per model, {QUICK_PAIRS} with --quick)",
     )
@@ -58,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"comma-separated subset of the registered solvers and '{bm.STOCHMAN}' (default: all of them)",
     )
-    parser.add_argument("--grid", type=int, default=MEASURE_GRID, help=f"dense measuring grid (default {MEASURE_GRID})")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own choice)")
+    parser.add_argument("--grid", type=at_least(2), default=MEASURE_GRID, help=f"dense measuring grid (default {MEASURE_GRID})")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--no-ladders", action="store_true", help="skip the time-to-quality ladders")
     parser.add_argument("--no-reference", action="store_true", help="skip the long-budget reference runs")
 

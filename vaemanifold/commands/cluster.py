@@ -28,6 +28,7 @@ from ..solvers.graph import GraphSolver
 from ..vae import TrainConfig, VAEConfig, load, train
 from ..vae.checkpoint import CheckpointError, save_run
 from .train import add_threads_argument, int_list, set_threads
+from .arguments import non_negative_int, positive_int
 
 NAME = "cluster"
 HELP = "Replicate the geodesic-clustering table of 'Latent space oddity': k-medoids on geodesic vs Euclidean latent distances."
@@ -60,13 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default=None, help="torchvision-layout MNIST folder (then 1,000 images per digit)")
     parser.add_argument("--out", default="runs/cluster", help="output folder (default runs/cluster)")
     parser.add_argument("--sets", type=digit_sets, default=cl.DIGIT_SETS, help="digit sets, e.g. 0,1,2:3,4,7:5,6,9")
-    parser.add_argument("--subsets", type=int, default=None, help="random subsets per digit set (full 10, quick 3)")
-    parser.add_argument("--subset-per-class", type=int, default=None, help="codes per digit in a subset (full 200, quick 60)")
-    parser.add_argument("--epochs", type=int, default=None, help="VAE phase-1 epochs (full 100, quick 25)")
-    parser.add_argument("--k", type=int, default=10, help="neighbours of the geodesic graph (default 10)")
-    parser.add_argument("--restarts", type=int, default=10, help="random starts of k-medoids / k-means (default 10)")
-    parser.add_argument("--validate-pairs", type=int, default=None, help="pairs checked against refined geodesics")
-    parser.add_argument("--frechet-points", type=int, default=None, help="codes per digit for the Fréchet mean (0: skip)")
+    parser.add_argument("--subsets", type=positive_int, default=None, help="random subsets per digit set (full 10, quick 3)")
+    parser.add_argument("--subset-per-class", type=positive_int, default=None, help="codes per digit in a subset (full 200, quick 60)")
+    parser.add_argument("--epochs", type=positive_int, default=None, help="VAE phase-1 epochs (full 100, quick 25)")
+    parser.add_argument("--k", type=positive_int, default=10, help="neighbours of the geodesic graph (default 10)")
+    parser.add_argument("--restarts", type=positive_int, default=10, help="random starts of k-medoids / k-means (default 10)")
+    parser.add_argument("--validate-pairs", type=positive_int, default=None, help="pairs checked against refined geodesics")
+    parser.add_argument("--frechet-points", type=non_negative_int, default=None, help="codes per digit for the Fréchet mean (0: skip)")
     parser.add_argument("--retrain", action="store_true", help="retrain the VAEs even when cached")
     parser.add_argument("--seed", type=int, default=0)
     add_threads_argument(parser)

@@ -27,6 +27,7 @@ from ..vae import pretrained
 from ..vae.presets import DEFAULT_PRESET, PRESETS, cache_dir
 from .benchmark import _write as write_benchmark
 from .train import add_threads_argument, set_threads
+from .arguments import at_least, positive_int
 
 NAME = "demo"
 HELP = (
@@ -46,11 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="folder of the report (default runs/demo)")
     parser.add_argument("--cache", default=None, help="model cache (default $VAEMANIFOLD_CACHE or runs/models)")
     parser.add_argument("--retrain", action="store_true", help="train again even if the model is cached")
-    parser.add_argument("--pairs", type=int, default=4, help="pairs of training points to connect (default 4)")
+    parser.add_argument("--pairs", type=positive_int, default=4, help="pairs of training points to connect (default 4)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the choice of pairs")
-    parser.add_argument("--resolution", type=int, default=200, help="heat-map cells per side (default 200)")
+    parser.add_argument("--resolution", type=at_least(2), default=200, help="heat-map cells per side (default 200)")
     parser.add_argument("--device", default=None, help="default: CUDA when present, else the CPU")
-    parser.add_argument("--frames", type=int, default=10, help="decoded frames per curve in strips.png (default 10)")
+    parser.add_argument("--frames", type=at_least(2), default=10, help="decoded frames per curve in strips.png (default 10)")
     parser.add_argument("--no-benchmark", action="store_true", help="skip the quick solver benchmark")
     add_threads_argument(parser)
 

@@ -9,13 +9,14 @@ import torch
 from .. import analytic
 from ..geodesic import connecting_geodesic
 from ..solvers import SOLVERS
+from .arguments import positive_int
 
 NAME = "geodesic"
 HELP = "Connect random pairs on the sphere chart with every solver and compare with the great-circle distance."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs", type=int, default=8, help="endpoint pairs (default 8)")
+    parser.add_argument("--pairs", type=positive_int, default=8, help="endpoint pairs (default 8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--methods", default=",".join(SOLVERS), help="comma-separated solver names")
 

@@ -26,6 +26,7 @@ from ..evaluation.clustering import as_json
 from ..solvers import SOLVERS
 from ..vae import load, pretrained
 from .train import add_threads_argument, set_threads
+from .arguments import at_least, positive_int
 
 NAME = "interpolate"
 HELP = "Decode straight lines and geodesics between same-class images: class crossings, smoothness, image strips."
@@ -43,13 +44,13 @@ FULL_PAIRS, QUICK_PAIRS = 200, 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="a model folder or file (default: presets mnist-2d and fashion-2d)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_PAIRS} pairs, small solver budgets, no ODE solver")
-    parser.add_argument("--pairs", type=int, default=None, help=f"same-class pairs per model (full {FULL_PAIRS})")
+    parser.add_argument("--pairs", type=positive_int, default=None, help=f"same-class pairs per model (full {FULL_PAIRS})")
     parser.add_argument("--out", default="runs/interpolate", help="output folder (default runs/interpolate)")
     parser.add_argument("--methods", default=None, help="comma-separated solvers besides the line (default graph,gauss_newton,spline,neural,ode)")
-    parser.add_argument("--frames", type=int, default=32, help="frames per curve for the scores (default 32)")
-    parser.add_argument("--strip-frames", type=int, default=10, help="frames per row of the PNG strips (default 10)")
-    parser.add_argument("--show", type=int, default=4, help="pairs drawn in the figures (default 4, at most --batch)")
-    parser.add_argument("--batch", type=int, default=20, help="pairs per solver call (default 20)")
+    parser.add_argument("--frames", type=at_least(2), default=32, help="frames per curve for the scores (default 32)")
+    parser.add_argument("--strip-frames", type=at_least(2), default=10, help="frames per row of the PNG strips (default 10)")
+    parser.add_argument("--show", type=positive_int, default=4, help="pairs drawn in the figures (default 4, at most --batch)")
+    parser.add_argument("--batch", type=positive_int, default=20, help="pairs per solver call (default 20)")
     parser.add_argument("--classifier", default="mlp", choices=KINDS)
     parser.add_argument("--root", default=None, help="torchvision-layout data folder, tried before the offline sources")
     parser.add_argument("--seed", type=int, default=0)

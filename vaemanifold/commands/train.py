@@ -11,6 +11,7 @@ import torch
 from .. import data
 from ..vae import TrainConfig, VAEConfig, train
 from ..vae.checkpoint import save_run
+from .arguments import positive_int
 
 NAME = "train"
 HELP = "Train a VAE (encoder + mean, then the RBF variance network) and write model.pt and its training curves."
@@ -26,7 +27,7 @@ def int_list(text: str) -> tuple[int, ...]:
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--threads", type=int, default=1,
+        "--threads", type=positive_int, default=1,
         help="torch CPU threads (default 1: these small models train fastest on one thread "
         "whenever other processes share the cores; 0 = torch's default)",
     )
@@ -42,16 +43,16 @@ def set_threads(threads: int) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="mnist", choices=data.DATASETS)
     parser.add_argument("--classes", type=int_list, default=None, help="labels to keep, e.g. 0,1,2 (default all)")
-    parser.add_argument("--per-class", type=int, default=None, help="training samples per class (default all)")
+    parser.add_argument("--per-class", type=positive_int, default=None, help="training samples per class (default all)")
     parser.add_argument("--root", default=None, help="torchvision-layout data folder, tried before the offline sources")
     parser.add_argument("--out", required=True, help="run folder: gets model.pt, history.json, history.png")
-    parser.add_argument("--latent-dim", type=int, default=2)
+    parser.add_argument("--latent-dim", type=positive_int, default=2)
     parser.add_argument("--hidden", type=int_list, default=(256, 128), help="encoder widths (default 256,128)")
     parser.add_argument("--activation", default="tanh", choices=("tanh", "softplus", "silu"))
-    parser.add_argument("--centers", type=int, default=64, help="RBF centres of the variance network (default 64)")
+    parser.add_argument("--centers", type=positive_int, default=64, help="RBF centres of the variance network (default 64)")
     parser.add_argument("--bandwidth", type=float, default=1.0, help="RBF bandwidth scale a (default 1.0)")
-    parser.add_argument("--epochs", type=int, default=60, help="phase-1 epochs (default 60)")
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--epochs", type=positive_int, default=60, help="phase-1 epochs (default 60)")
+    parser.add_argument("--batch-size", type=positive_int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument(
         "--noise-std", type=float, default=0.02, help="data noise assumed when fitting the variance (default 0.02)"
