@@ -26,14 +26,16 @@ def run(args: argparse.Namespace) -> int:
     z0, z1 = analytic.sphere_pairs(args.pairs, seed=args.seed)
     truth = analytic.great_circle_distance(z0, z1)
     print(f"{args.pairs} pairs on the unit sphere (spherical chart); truth = great-circle distance")
-    print(f"{'method':<8} {'max |L/truth - 1|':>18} {'converged':>10} {'s/pair':>8}")
-    for method in args.methods.split(","):
+    methods = args.methods.split(",")
+    width = max(len(m) for m in [*methods, "method"])
+    print(f"{'method':<{width}} {'max |L/truth - 1|':>18} {'converged':>10} {'s/pair':>8}")
+    for method in methods:
         # a chart grid is anisotropic in the metric: the graph needs more neighbours than its default
         options = {"k": 24} if method == "graph" else {}
         result = connecting_geodesic(manifold, z0, z1, method=method, **options)
         error = (result.length / truth - 1).abs().max().item()
         print(
-            f"{method:<8} {error:>18.2e} {int(result.converged.sum()):>5}/{len(result):<4} "
+            f"{method:<{width}} {error:>18.2e} {int(result.converged.sum()):>5}/{len(result):<4} "
             f"{result.seconds / len(result):>8.3f}"
         )
     return 0
