@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=positive_int, default=None, help="VAE phase-1 epochs (full 100, quick 25)")
     parser.add_argument("--k", type=positive_int, default=10, help="neighbours of the geodesic graph (default 10)")
     parser.add_argument("--restarts", type=positive_int, default=10, help="random starts of k-medoids / k-means (default 10)")
-    parser.add_argument("--validate-pairs", type=positive_int, default=None, help="pairs checked against refined geodesics")
+    parser.add_argument("--validate-pairs", type=non_negative_int, default=None, help="pairs checked against refined geodesics (0: skip)")
     parser.add_argument("--frechet-points", type=non_negative_int, default=None, help="codes per digit for the Fréchet mean (0: skip)")
     parser.add_argument("--retrain", action="store_true", help="retrain the VAEs even when cached")
     parser.add_argument("--seed", type=int, default=0)
