@@ -105,6 +105,21 @@ def test_gauss_newton_reports_a_non_finite_decoder():
     assert "non-finite" in result.reasons[1]
 
 
+def test_gauss_newton_names_non_finite_decoder_values_met_on_the_way():
+    """The straight line is finite, but the geodesic bends around a bump into a region where the decoder is NaN."""
+
+    def decoder(z: torch.Tensor) -> torch.Tensor:
+        bump = 5 * torch.exp(-((z[..., :1] + 0.1) ** 2 + z[..., 1:] ** 2) / 0.1)
+        out = torch.cat([z, bump], dim=-1)
+        return torch.where(z[..., :1] > 0.3, torch.full_like(out, float("nan")), out)
+
+    M = vm.DecoderManifold(decoder, latent_dim=2)
+    z0, z1 = torch.tensor([[0.0, -1.0]], dtype=D64), torch.tensor([[0.0, 1.0]], dtype=D64)
+    result = vm.connecting_geodesic(M, z0, z1, method="gauss_newton")
+    assert not result.converged[0]
+    assert "non-finite" in result.reasons[0], result.reasons[0]
+
+
 def test_gauss_newton_options_are_validated():
     M = analytic.sphere_manifold()
     z0, z1 = analytic.sphere_pairs(1)

@@ -247,6 +247,7 @@ def gauss_newton_descent(
     converged = torch.zeros(B, dtype=torch.bool, device=params.device)
     reasons: list[Optional[str]] = [None] * B
     last_change = torch.full_like(value, float("inf"))
+    nonfinite_trial = torch.zeros(B, dtype=torch.bool, device=params.device)
     finite = torch.isfinite(value) & torch.isfinite(system.diag).flatten(1).all(dim=1)
     for b in (~finite).nonzero().flatten().tolist():
         reasons[b] = "the decoder returned non-finite values (or Jacobians) on the initial curve"
@@ -267,6 +268,7 @@ def gauss_newton_descent(
             )
         actual = old - new_value
         ok = torch.isfinite(new_value) & torch.isfinite(predicted) & (actual > 0)
+        nonfinite_trial[active] = ~torch.isfinite(new_value)
         if rule == "line":
             # the minimum of the parabola through S(0), its slope and S(trial), as a multiple of this
             # step, sets the next reach: shorter after a rejection, up to twice as long after an acceptance
@@ -290,9 +292,14 @@ def gauss_newton_descent(
         converged[active[done]] = True
         stalled = ~done & (reach[active] < MIN_REACH)
         for b in active[stalled].tolist():
+            cause = (
+                "the decoder returned non-finite values on the trial curve"
+                if nonfinite_trial[b]
+                else "no step decreased the energy"
+            )
             reasons[b] = (
-                f"Gauss-Newton stalled: no step down to {MIN_REACH:g} of the Gauss-Newton step decreased the "
-                f"energy (last relative decrease {last_change[b].item():.1e})"
+                f"Gauss-Newton stalled: {cause}, down to {MIN_REACH:g} of the Gauss-Newton step "
+                f"(last relative decrease {last_change[b].item():.1e})"
             )
         refresh = ok & ~done & ~stalled
         if refresh.any():
