@@ -297,21 +297,20 @@ def gauss_newton_descent(
                 if nonfinite_trial[b]
                 else "no step decreased the energy"
             )
-            reasons[b] = (
-                f"Gauss-Newton stalled: {cause}, down to {MIN_REACH:g} of the Gauss-Newton step "
-                f"(last relative decrease {last_change[b].item():.1e})"
-            )
+            reasons[b] = f"Gauss-Newton stalled: {cause}, down to {MIN_REACH:g} of the Gauss-Newton step ({_last(last_change[b])})"
         refresh = ok & ~done & ~stalled
         if refresh.any():
             with torch.no_grad():
                 system.put(active[refresh], node_system(manifold, points(params[active[refresh]], active[refresh])))
         active = active[~done & ~stalled]
     for b in active.tolist():
-        reasons[b] = (
-            f"energy still changing after {iterations} iterations "
-            f"(last relative decrease {last_change[b].item():.1e}; tol={tol:g})"
-        )
+        reasons[b] = f"energy still changing after {iterations} iterations ({_last(last_change[b])}; tol={tol:g})"
     return LMResult(params, value, converged, reasons, taken)
+
+
+def _last(change: torch.Tensor) -> str:
+    """The last accepted step's relative decrease, for a reason."""
+    return "no step accepted" if torch.isinf(change) else f"last relative decrease {change.item():.1e}"
 
 
 #: Largest multiple of the Gauss-Newton step that the line extrapolation tries.
