@@ -54,19 +54,29 @@ def test_summary_statistics_from_hand_made_records():
     assert row["evaluations_per_pair"] == pytest.approx(20.0)
 
 
-def test_floors_are_seconds_over_the_floor_in_rows_and_ladders():
+def test_floors_are_seconds_over_each_runs_own_floor():
     problem = pb.sphere_problem(pairs=3)
     floor = bm.measure_floor(problem, grid=64, repeats=2)
     assert floor > 0
     head = [hand_run("a", [2.0, 2.0, 2.0], seconds=0.3)]
     ladder = {"a": [hand_run("a@x=1", [1.0, 4.0, 4.0], seconds=0.6), head[0]]}
-    result = bm.BenchmarkResult(problem, head, ladder, floor=0.05)
+    assert bm.BenchmarkResult(problem, head, ladder).summary()[0]["floors_per_pair"] is None
+    head[0].floor, ladder["a"][0].floor = 0.05, 0.1
+    result = bm.BenchmarkResult(problem, head, ladder)
     assert result.summary()[0]["floors_per_pair"] == pytest.approx(0.1 / 0.05)
     steps = result.time_to_quality()["a"]
-    assert [s["floors_per_pair"] for s in steps] == pytest.approx([4.0, 2.0])
+    assert [s["floors_per_pair"] for s in steps] == pytest.approx([2.0, 2.0])
     assert steps[0]["p90_length_ratio"] == pytest.approx(np.percentile([0.5, 2.0, 2.0], 90))
-    assert result.to_dict()["floor_seconds_per_pair"] == 0.05
-    assert bm.BenchmarkResult(problem, head).summary()[0]["floors_per_pair"] is None
+    assert result.to_dict()["floor_seconds_per_pair"] == pytest.approx(0.075)
+
+
+def test_every_run_of_a_benchmark_has_a_floor():
+    problem = pb.sphere_problem(pairs=2)
+    result = bm.run_benchmark(
+        problem, {"linear": {}, "gauss_newton": {}}, {"gauss_newton": ("tol", (10, 1))}, reference=(), grid=64
+    )
+    assert all(run.floor and run.floor > 0 for run in result.all_runs)
+    assert all(row["floors_per_pair"] is not None for row in result.summary())
 
 
 def test_non_finite_lengths_are_left_out_of_ratios_but_not_within():

@@ -12,8 +12,10 @@ much doubling that grid changes a length).
 
 Time is also reported in *floors*: the wall time of one dense length
 evaluation of B curves (``grid`` decoder points a pair, :func:`measure_floor`),
-measured in the same run, so that ratios travel between machines where
-seconds do not. No solver can hand back a measured answer faster than one floor.
+measured right before each timed run, so that a change of the machine's load
+during a long benchmark does not skew the ratios, and ratios travel between
+machines where seconds do not. No solver can hand back a measured answer
+faster than one floor.
 
 Quality is the *length ratio*: a curve's dense length over the best known
 length of its pair, the shortest dense length any run found (head-to-head,
@@ -105,7 +107,7 @@ REFERENCE_STEPS: tuple[tuple[str, dict], ...] = (
     ("ode", {"tol": 1e-5, "max_nodes": 2000}),
 )
 #: Repetitions of the floor measurement (the median is kept).
-FLOOR_REPEATS = 5
+FLOOR_REPEATS = 3
 
 Log = Optional[Callable[[str], None]]
 
@@ -127,6 +129,8 @@ class SolverRun:
         setup_seconds: wall time of the warm-up call (0 without one).
         options: every option the method ran with (:func:`resolved_options`; extras excluded).
         curve: the B curves (not serialised).
+        floor: seconds per pair of one dense length evaluation, measured right before the run
+            (None where none was measured).
     """
 
     label: str
@@ -143,6 +147,12 @@ class SolverRun:
     setup_seconds: float = 0.0
     options: dict = field(default_factory=dict)
     curve: Optional[BasicCurve] = field(default=None, repr=False)
+    floor: Optional[float] = None
+
+    @property
+    def floors_per_pair(self) -> Optional[float]:
+        """Seconds per pair over the run's floor (None without a floor)."""
+        return _floors(self.seconds_per_pair, self.floor)
 
     @property
     def pairs(self) -> int:
@@ -414,12 +424,14 @@ def run_reference(
         extra = problem.solver_options.get(name, {})
         label = f"{REFERENCE}:{name}"
         resolved_options(name, budget)
+        floor = measure_floor(problem, grid)
         try:
             run = run_solver(
                 problem.manifold, problem.z0, problem.z1, name, budget, extra, grid, warmup=False, init=init, label=label
             )
         except Exception as error:  # noqa: BLE001 -- recorded like run_method's; later steps start afresh
             run = crashed_run(name, budget, problem.pairs, error, label)
+        run.floor = floor
         runs.append(run)
     return runs
 
@@ -455,9 +467,7 @@ def ratio_statistics(ratio: torch.Tensor) -> dict:
     }
 
 
-def summarize(
-    run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] = None, floor: Optional[float] = None
-) -> dict:
+def summarize(run: SolverRun, best: torch.Tensor, truth: Optional[torch.Tensor] = None) -> dict:
     """The head-to-head row of one run: ratio statistics, time (also in floors), work and failures.
 
     With ``truth`` (B,) also the median and largest ``abs(length / truth - 1)`` (over finite lengths).
@@ -470,7 +480,8 @@ def summarize(
         "options": jsonable(run.options),
         **ratio_statistics(run.length / best),
         "median_seconds_per_pair": _number(run.seconds_per_pair),
-        "floors_per_pair": _floors(run.seconds_per_pair, floor),
+        "floors_per_pair": run.floors_per_pair,
+        "floor_seconds_per_pair": run.floor,
         "setup_seconds": run.setup_seconds,
         "iterations": run.iterations,
         "evaluations_per_pair": run.evaluations / run.pairs,
@@ -494,13 +505,21 @@ def _floors(seconds: float, floor: Optional[float]) -> Optional[float]:
 # ---------------------------------------------------------------- benchmark
 @dataclass
 class BenchmarkResult:
-    """Every run on one problem: head-to-head (solvers, stochman, reference), time-to-quality ladders,
-    and the floor (seconds per pair of one dense length evaluation, :func:`measure_floor`)."""
+    """Every run on one problem: head-to-head (solvers, stochman, reference) and time-to-quality ladders.
+
+    Each run carries its own floor (:func:`measure_floor`, taken right before it); :attr:`floor`
+    is their median, for the report's header.
+    """
 
     problem: Problem
     runs: list[SolverRun]
     ladders: dict[str, list[SolverRun]] = field(default_factory=dict)
-    floor: Optional[float] = None
+
+    @property
+    def floor(self) -> Optional[float]:
+        unique = {id(r): r for r in self.all_runs}.values()  # a ladder may reuse a head-to-head run
+        floors = [r.floor for r in unique if r.floor is not None]
+        return float(np.median(floors)) if floors else None
 
     @property
     def all_runs(self) -> list[SolverRun]:
@@ -512,7 +531,7 @@ class BenchmarkResult:
 
     def summary(self) -> list[dict]:
         best, _ = self.best()
-        return [summarize(r, best, self.problem.truth, self.floor) for r in self.runs]
+        return [summarize(r, best, self.problem.truth) for r in self.runs]
 
     def records(self) -> list[dict]:
         best, _ = self.best()
@@ -531,7 +550,7 @@ class BenchmarkResult:
                     "label": s.label,
                     "budget": jsonable(s.budget),
                     "seconds_per_pair": _number(s.seconds_per_pair),
-                    "floors_per_pair": _floors(s.seconds_per_pair, self.floor),
+                    "floors_per_pair": s.floors_per_pair,
                     "iterations": s.iterations,
                     "failures": int((~s.converged).sum()),
                     "failure_example": next((r for ok, r in zip(s.converged.tolist(), s.reasons) if not ok), None),
@@ -628,19 +647,23 @@ def run_benchmark(
         for factor in factors:
             scaled_budget(name, budgets[name], option, factor)
     say = log or (lambda line: None)
-    floor = measure_floor(problem, grid)
-    say(f"{problem.name}: floor (one dense {grid}-point length evaluation) {floor * 1e3:.2f} ms/pair")
+
+    def floored(make: Callable[[], SolverRun]) -> SolverRun:
+        floor = measure_floor(problem, grid)
+        run = make()
+        run.floor = floor
+        return run
 
     def done(run: SolverRun) -> SolverRun:
         say(
             f"{problem.name}: {run.label:<28} {run.seconds_per_pair:9.4f} s/pair "
-            f"{run.seconds_per_pair / floor:8.1f} floors  median length "
+            f"{run.floors_per_pair or float('nan'):8.1f} floors  median length "
             f"{run.length.median().item():.5g}  converged {int(run.converged.sum())}/{run.pairs}"
             + (f"  ({run.reasons[0]})" if np.isnan(run.seconds) else "")
         )
         return run
 
-    runs = [done(run_method(problem, name, budget, grid)) for name, budget in budgets.items()]
+    runs = [done(floored(lambda: run_method(problem, name, budget, grid))) for name, budget in budgets.items()]
     runs += [done(r) for r in run_reference(problem, reference, grid)] if reference else []
     head = {run.solver: run for run in runs if not run.label.startswith(REFERENCE)}
     ladder_runs: dict[str, list[SolverRun]] = {}
@@ -652,6 +675,6 @@ def run_benchmark(
                 steps.append(head[name])
                 continue
             label = f"{name}@{option}={budget[option]:g}"
-            steps.append(done(run_method(problem, name, budget, grid, label=label)))
+            steps.append(done(floored(lambda: run_method(problem, name, budget, grid, label=label))))
         ladder_runs[name] = steps
-    return BenchmarkResult(problem, runs, ladder_runs, floor)
+    return BenchmarkResult(problem, runs, ladder_runs)
