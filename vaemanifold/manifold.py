@@ -128,11 +128,11 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         self._count(points, 1 + self.latent_dim)
         basis = torch.eye(self.latent_dim, dtype=points.dtype, device=points.device)
 
-        def directional(v: torch.Tensor) -> torch.Tensor:
-            return jvp(self._f, (points,), (v.expand_as(points),))[1]
+        def directional(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return jvp(self._f, (points,), (v.expand_as(points),))
 
-        J = vmap(directional, out_dims=-1)(basis)  # (..., D, d)
-        return self._f(points), J
+        # the primal does not depend on the tangent: vmap computes it once and returns it unbatched
+        return vmap(directional, out_dims=(None, -1))(basis)  # (..., D), (..., D, d)
 
     def velocity(self, points: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
         """J_f(z) v, the data-space velocity of tangent vectors: one forward-mode JVP.
