@@ -519,6 +519,7 @@ class BenchmarkResult:
 
     @property
     def floor(self) -> Optional[float]:
+        """The median of the runs' floors, seconds per pair (None where no run has one)."""
         unique = {id(r): r for r in self.all_runs}.values()  # a ladder may reuse a head-to-head run
         floors = [r.floor for r in unique if r.floor is not None]
         return float(np.median(floors)) if floors else None
