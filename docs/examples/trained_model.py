@@ -21,9 +21,9 @@ first = [int((model.labels == c).nonzero()[0]) for c in (0, 1, 2, 3)]
 second = [int((model.labels == c + 1).nonzero()[0]) for c in (0, 1, 2, 3)]
 z0, z1 = M.latents[first], M.latents[second]  # (4, 2) each
 
-for method in ("linear", "spline", "neural"):
+for method in ("linear", "gauss_newton", "spline", "neural"):  # gauss_newton is the default method
     res = vm.connecting_geodesic(M, z0, z1, method=method)
     lengths = " ".join(f"{x:8.2f}" for x in res.length.tolist())
-    print(f"{method:<7} lengths {lengths}   converged {int(res.converged.sum())}/{len(res)}   {res.seconds:.1f} s")
+    print(f"{method:<12} lengths {lengths}   converged {int(res.converged.sum())}/{len(res)}   {res.seconds:.2f} s")
     for reason in sorted({r for r in res.reasons if r}):
-        print("        not converged:", reason)
+        print("             not converged:", reason)
