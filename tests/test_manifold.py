@@ -138,11 +138,24 @@ def test_bad_input_is_refused_with_clear_messages():
         M.embed(torch.tensor([[0.0, float("nan")]]))
     with pytest.raises(TypeError, match="torch.Tensor"):
         M.metric([[0.0, 0.0]])
-    with pytest.raises(ValueError, match="latent_dim"):
-        vm.DecoderManifold(lambda z: z)
     with pytest.raises(TypeError, match="callable"):
         vm.DecoderManifold("not a decoder", latent_dim=2)
     with pytest.raises(ValueError, match="N >= 2"):
         M.curve_length(torch.zeros(1, 2))
     with pytest.raises(ValueError, match="latents"):
         vm.DecoderManifold(lambda z: z, latents=torch.full((3, 2), float("inf")))
+
+
+def test_a_plain_function_decoder_learns_its_latent_dimension_from_the_first_points():
+    M = vm.DecoderManifold(lambda z: torch.cat([z, torch.sin(z)], dim=-1))
+    with pytest.raises(ValueError, match="not known yet"):
+        M.latent_dim
+    z0 = torch.zeros(2, 3, dtype=torch.float64)
+    z1 = torch.tensor([[1.0, 0.0, 0.5], [0.2, -1.0, 0.3]], dtype=torch.float64)
+    result = vm.connecting_geodesic(M, z0, z1)
+    assert M.latent_dim == 3 and result.converged.all()
+    assert M.metric(z0).shape == (2, 3, 3)
+    with pytest.raises(ValueError, match="latent dimension 2"):
+        M.embed(torch.zeros(4, 2))
+    fresh = vm.DecoderManifold(lambda z: z**2)
+    assert fresh.metric(torch.ones(5, 4)).shape == (5, 4, 4)

@@ -9,7 +9,7 @@ from typing import Optional, Union
 import torch
 from stochman.curves import BasicCurve
 
-from ._checks import check_choice, check_endpoints, check_points
+from ._checks import check_choice, check_endpoints
 from .curves import SplineCurve
 from .manifold import DecoderManifold
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
@@ -135,6 +135,7 @@ def connecting_geodesic(
     """
     if not isinstance(manifold, DecoderManifold):
         raise TypeError(f"manifold must be a DecoderManifold, got {type(manifold).__name__}")
+    manifold.check_points(z0, "z0")  # a manifold that does not know d yet learns it here
     z0, z1 = check_endpoints(z0, z1, manifold.latent_dim)
     device, dtype = _device_of(manifold, z0.device), _dtype_of(manifold, z0.dtype)
     z0, z1 = z0.detach().to(device, dtype), z1.detach().to(device, dtype)
@@ -227,7 +228,7 @@ def distance_matrix(
     ``on_failure``, ``method`` and ``options`` are as for :func:`distance`.
     """
     check_choice("on_failure", on_failure, FAILURE_POLICIES)
-    check_points(Z, manifold.latent_dim, "Z")
+    manifold.check_points(Z, "Z")
     if Z.dim() != 2:
         raise ValueError(f"Z must be (N, d), got shape {tuple(Z.shape)}")
     if batch_size < 1:

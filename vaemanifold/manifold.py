@@ -52,7 +52,8 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         latents: optional (N, d) latent codes of the training data, used by
             the graph solver and by plots.
         latent_dim: d; inferred from ``latents`` or the first ``nn.Linear`` of
-            ``mean`` when omitted.
+            ``mean`` when omitted, else learnt from the first points the
+            manifold is given (points of another dimension are refused after that).
 
     ``evaluations`` counts the latent points at which the decoder (or one of
     its JVPs) has been evaluated, for benchmarks; reset it freely.
@@ -74,9 +75,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         self.std = std
         if latent_dim is None:
             latent_dim = latents.shape[-1] if isinstance(latents, torch.Tensor) else _infer_latent_dim(mean)
-        if latent_dim is None:
-            raise ValueError("cannot infer the latent dimension from mean; pass latent_dim=")
-        self.latent_dim = int(latent_dim)
+        self._latent_dim = None if latent_dim is None else int(latent_dim)
         if latents is not None:
             check_points(latents, self.latent_dim, "latents")
             if latents.dim() != 2:
@@ -84,6 +83,22 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
             latents = latents.detach()
         self.register_buffer("latents", latents)
         self.evaluations = 0
+
+    @property
+    def latent_dim(self) -> int:
+        """d, the latent dimension (known from the start, or from the first points given)."""
+        if self._latent_dim is None:
+            raise ValueError(
+                "the latent dimension is not known yet: it is learnt from the first points the manifold is "
+                "given (or pass latent_dim= to DecoderManifold)"
+            )
+        return self._latent_dim
+
+    def check_points(self, points: torch.Tensor, name: str = "points") -> torch.Tensor:
+        """Check that ``points`` are (..., d) finite floats; the first points ever given fix d if it is unknown."""
+        if self._latent_dim is None and isinstance(points, torch.Tensor) and points.dim() >= 1:
+            self._latent_dim = int(points.shape[-1])
+        return check_points(points, self.latent_dim, name)
 
     @contextmanager
     def frozen(self) -> Iterator["DecoderManifold"]:
@@ -121,7 +136,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
             (..., D) embedded points; with ``jacobian=True`` a tuple of those
             and the (..., D, d) Jacobian.
         """
-        check_points(points, self.latent_dim)
+        self.check_points(points)
         if not jacobian:
             self._count(points)
             return self._f(points)
@@ -144,7 +159,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         Returns:
             (..., D); its squared norm is the metric inner product v^T M(z) v.
         """
-        check_points(points, self.latent_dim)
+        self.check_points(points)
         if tangents.shape != points.shape:
             raise ValueError(f"tangents {tuple(tangents.shape)} and points {tuple(points.shape)} differ in shape")
         self._count(points)
@@ -162,7 +177,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         Returns:
             (N, d, d) symmetric positive semi-definite matrices.
         """
-        check_points(points, self.latent_dim)
+        self.check_points(points)
         flat = points.reshape(-1, self.latent_dim)
         chunks = []
         for part in flat.split(chunk_size):
@@ -191,7 +206,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
             points = curve
         else:
             raise TypeError(f"curve must be a tensor or a stochman BasicCurve, got {type(curve).__name__}")
-        check_points(points, self.latent_dim, "curve")
+        self.check_points(points, "curve")
         if points.dim() == 2:
             points = points.unsqueeze(0)  # never in place: the caller's tensor stays as it is
         if points.dim() != 3 or points.shape[1] < 2:
@@ -243,7 +258,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         Returns:
             (N, d) accelerations.
         """
-        check_points(c, self.latent_dim, "c")
+        self.check_points(c, "c")
         if dc.shape != c.shape:
             raise ValueError(f"dc {tuple(dc.shape)} and c {tuple(c.shape)} differ in shape")
 
