@@ -59,6 +59,7 @@ _EXTERNAL = [
     "stochman.manifold.EmbeddedManifold",
     "geoopt.manifolds.base.Manifold",
     "sklearn.neighbors._unsupervised.NearestNeighbors",
+    "tqdm.std.tqdm",
     # the standard library (no intersphinx)
     "abc.ABC",
     "io.BufferedWriter",

@@ -12,6 +12,7 @@ from stochman.curves import BasicCurve
 from ._checks import check_choice, check_endpoints
 from .curves import SplineCurve
 from .manifold import DecoderManifold
+from .progress import progress as progress_bar
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
 
 #: Points of the common dense grid on which every curve is measured.
@@ -238,9 +239,7 @@ def distance_matrix(
     D = Z.new_zeros(len(Z), len(Z))
     chunks = range(0, len(rows), batch_size)
     if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc=f"distances ({solver.name})", unit="batch")
+        chunks = progress_bar(chunks, f"distances ({solver.name})", unit="batch")
     for start in chunks:
         i, j = rows[start : start + batch_size], cols[start : start + batch_size]
         result = connecting_geodesic(manifold, Z[i], Z[j], method=solver)

@@ -44,6 +44,7 @@ from typing import Optional, Union
 import torch
 
 from ..device import default_device
+from ..progress import progress
 from .model import LOG_2PI, VAE, VAEConfig
 
 #: Rows per forward pass when evaluating a whole dataset.
@@ -228,9 +229,7 @@ def _phase_variance(model, X, schedule, generator, progress) -> list[dict]:
 
 
 def _progress(steps: int, description: str, enabled: bool, unit: str = "epoch"):
-    from tqdm.auto import tqdm
-
-    return tqdm(range(steps), desc=description, unit=unit, disable=not enabled, leave=True)
+    return progress(range(steps), description, unit=unit, enabled=enabled)
 
 
 def train(
@@ -249,7 +248,7 @@ def train(
         config: the model; default ``VAEConfig(data_dim=D)``.
         schedule: the training; default ``TrainConfig()``.
         device: default :func:`vaemanifold.device.default_device` (CUDA when present).
-        progress: show tqdm bars with the loss.
+        progress: show progress bars with the loss (sparse lines when stderr is not a terminal).
 
     Returns:
         the trained model (in eval mode, on ``device``) and its :class:`TrainingHistory`.
