@@ -49,6 +49,7 @@ from stochman.manifold import EmbeddedManifold
 from ..geodesic import MEASURE_GRID, _device_of, connecting_geodesic, measure
 from ..manifold import DecoderManifold
 from ..solvers import SOLVERS, make_solver
+from ..solvers.gauss_newton import line_points
 from .problems import Problem
 
 #: Label of stochman's stock connecting_geodesic (a pseudo-solver in budgets and ladders).
@@ -229,8 +230,7 @@ def measure_floor(problem: Problem, grid: int = MEASURE_GRID, repeats: int = FLO
     manifold = problem.manifold
     device = device_of(manifold)
     z0, z1 = problem.z0.to(device), problem.z1.to(device)
-    t = torch.linspace(0, 1, grid, dtype=z0.dtype, device=device).view(1, -1, 1)
-    points = (1 - t) * z0.unsqueeze(1) + t * z1.unsqueeze(1)
+    points = line_points(z0, z1, torch.linspace(0, 1, grid, dtype=z0.dtype, device=device))
     times = []
     with torch.no_grad():
         for repeat in range(repeats + 1):

@@ -1,10 +1,10 @@
-"""Geodesics by Levenberg-Marquardt on a discretised curve, coarse to fine (the default solver).
+"""Geodesics by Gauss-Newton on a discretised curve, coarse to fine (the default solver).
 
 The curve is its nodes at n + 1 equally spaced times; the energy of the
 polyline through their images f(x_i) is a nonlinear least-squares problem
 whose Gauss-Newton matrix is block tridiagonal
 (:mod:`vaemanifold.solvers.least_squares`). Each level solves it for all
-pairs at once, with per-pair damping, acceptance and convergence; the next
+pairs at once, with a per-pair step length, acceptance and convergence; the next
 level starts from the C2 cubic spline through the previous level's nodes,
 sampled at twice as many times. The answer is that spline through the finest
 level's nodes (a :class:`~vaemanifold.curves.HermiteCurve`), which
@@ -39,7 +39,7 @@ def sample_curve(curve: BasicCurve, t: torch.Tensor) -> torch.Tensor:
 
 
 class GaussNewtonSolver(GeodesicSolver):
-    """Levenberg-Marquardt on the nodes of a discretised curve, coarse to fine.
+    """Gauss-Newton on the nodes of a discretised curve, damped by a per-pair step length, coarse to fine.
 
     Options:
         levels: segments per level, increasing (default (16, 32, 64)). The

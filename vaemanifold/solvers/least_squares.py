@@ -167,7 +167,7 @@ StepFn = Callable[
 
 
 @dataclass
-class LMResult:
+class DescentResult:
     """Outcome of :func:`gauss_newton_descent` for B pairs.
 
     Attributes:
@@ -185,6 +185,7 @@ class LMResult:
     iterations: int
 
 
+@torch.no_grad()
 def gauss_newton_descent(
     manifold: DecoderManifold,
     params: torch.Tensor,
@@ -194,7 +195,7 @@ def gauss_newton_descent(
     iterations: int,
     max_reach: float = 1.0,
     rule: str = "line",
-) -> LMResult:
+) -> DescentResult:
     """Minimise S over parameters (B, P) by damped Gauss-Newton steps, every decision per pair.
 
     Each iteration asks ``step`` for the damped Gauss-Newton steps of the
@@ -260,12 +261,9 @@ def gauss_newton_descent(
         predicted = 2 * slope - curvature
         old = value[active]
         trial = params[active] + delta
-        with torch.no_grad():
-            new_value = node_value(manifold, points(trial, active))
-            full = length >= 1
-            trial, new_value = _extrapolate(
-                manifold, points, active, params[active], delta, trial, old, new_value, slope, full
-            )
+        new_value = node_value(manifold, points(trial, active))
+        full = length >= 1
+        trial, new_value = _extrapolate(manifold, points, active, params[active], delta, trial, old, new_value, slope, full)
         actual = old - new_value
         ok = torch.isfinite(new_value) & torch.isfinite(predicted) & (actual > 0)
         nonfinite_trial[active] = ~torch.isfinite(new_value)
@@ -300,12 +298,11 @@ def gauss_newton_descent(
             reasons[b] = f"Gauss-Newton stalled: {cause}, down to {MIN_REACH:g} of the Gauss-Newton step ({_last(last_change[b])})"
         refresh = ok & ~done & ~stalled
         if refresh.any():
-            with torch.no_grad():
-                system.put(active[refresh], node_system(manifold, points(params[active[refresh]], active[refresh])))
+            system.put(active[refresh], node_system(manifold, points(params[active[refresh]], active[refresh])))
         active = active[~done & ~stalled]
     for b in active.tolist():
         reasons[b] = f"energy still changing after {iterations} iterations ({_last(last_change[b])}; tol={tol:g})"
-    return LMResult(params, value, converged, reasons, taken)
+    return DescentResult(params, value, converged, reasons, taken)
 
 
 def _last(change: torch.Tensor) -> str:
