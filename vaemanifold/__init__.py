@@ -8,7 +8,8 @@
 """
 
 from .curves import NeuralCurve, SplineCurve
-from .geodesic import GeodesicResult, connecting_geodesic, distance, distance_matrix
+from .distances import distance_matrix
+from .geodesic import GeodesicResult, connecting_geodesic, distance
 from .manifold import DecoderManifold
 from .solvers import DEFAULT_METHOD, SOLVERS, GeodesicSolver, register
 from .vae import load

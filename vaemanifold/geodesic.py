@@ -12,7 +12,6 @@ from stochman.curves import BasicCurve
 from ._checks import check_choice, check_endpoints
 from .curves import SplineCurve
 from .manifold import DecoderManifold
-from .progress import progress as progress_bar
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
 
 #: Points of the common dense grid on which every curve is measured.
@@ -212,38 +211,3 @@ def distance(
     check_choice("on_failure", on_failure, FAILURE_POLICIES)
     result = connecting_geodesic(manifold, z0, z1, method=method, **options)
     return _lengths_or_failure(result, on_failure)
-
-
-def distance_matrix(
-    manifold: DecoderManifold,
-    Z: torch.Tensor,
-    method: Union[str, GeodesicSolver] = DEFAULT_METHOD,
-    batch_size: int = 64,
-    on_failure: str = "raise",
-    progress: bool = False,
-    **options,
-) -> torch.Tensor:
-    """Symmetric (N, N) matrix of geodesic distances between the rows of Z (N, d).
-
-    The N(N-1)/2 pairs are solved ``batch_size`` at a time, which bounds memory.
-    ``on_failure``, ``method`` and ``options`` are as for :func:`distance`.
-    """
-    check_choice("on_failure", on_failure, FAILURE_POLICIES)
-    manifold.check_points(Z, "Z")
-    if Z.dim() != 2:
-        raise ValueError(f"Z must be (N, d), got shape {tuple(Z.shape)}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    solver = make_solver(method, **options)
-    rows, cols = torch.triu_indices(len(Z), len(Z), offset=1)
-    D = Z.new_zeros(len(Z), len(Z))
-    chunks = range(0, len(rows), batch_size)
-    if progress:
-        chunks = progress_bar(chunks, f"distances ({solver.name})", unit="batch")
-    for start in chunks:
-        i, j = rows[start : start + batch_size], cols[start : start + batch_size]
-        result = connecting_geodesic(manifold, Z[i], Z[j], method=solver)
-        lengths = _lengths_or_failure(result, on_failure).to(D)
-        D[i, j] = lengths
-        D[j, i] = lengths
-    return D

@@ -1,0 +1,179 @@
+"""`vaemanifold distances`: a geodesic distance matrix, here or on Dask workers, resumable.
+
+Finished blocks are saved as they complete (:mod:`vaemanifold.distance_store`);
+the same command run again after an interruption solves only the blocks that
+were not saved. ``--workers K`` starts a local Dask cluster of K processes;
+``--scheduler ADDRESS`` uses a running one (``dask scheduler`` / ``dask worker``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import time
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import torch
+
+from .. import analytic
+from ..distance_store import DistanceStore
+from ..distances import BATCHES_PER_BLOCK, block_results
+from ..manifold import DecoderManifold
+from ..solvers import DEFAULT_METHOD, SOLVERS, make_solver
+from .arguments import at_least, positive_int
+
+NAME = "distances"
+HELP = "Geodesic distances between N latent codes (distances.npy), on local or remote Dask workers; resumable."
+#: Decoders with no training, for trying the command and for tests: name -> latent dimension.
+ANALYTIC = {"sphere": 2, "mlp-2d": 2, "mlp-8d": 8}
+#: Default number of codes.
+DEFAULT_POINTS = 100
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="DIR", help="a saved model (folder with model.pt, or the file)")
+    source.add_argument(
+        "--analytic",
+        choices=sorted(ANALYTIC),
+        help="no model: the sphere chart or a random tanh-MLP decoder (vaemanifold.analytic)",
+    )
+    codes = parser.add_mutually_exclusive_group()
+    codes.add_argument(
+        "--points",
+        type=at_least(2),
+        default=None,
+        help=f"N codes drawn with --seed: the model's training codes, or random chart points (default {DEFAULT_POINTS})",
+    )
+    codes.add_argument("--codes", metavar="FILE", help="an (N, d) .npy file of latent codes")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the drawn codes (default 0)")
+    parser.add_argument("--out", required=True, help="output folder; run the same command again to resume")
+    parser.add_argument(
+        "--method", default=DEFAULT_METHOD, choices=sorted(SOLVERS), help=f"solver (default {DEFAULT_METHOD})"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="pairs per solver call (default 64)")
+    parser.add_argument(
+        "--block-size",
+        type=positive_int,
+        default=None,
+        help=f"pairs per saved block, one task each (default {BATCHES_PER_BLOCK} x --batch-size)",
+    )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=positive_int, default=None, help="start a local Dask cluster of K worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument(
+        "--threads",
+        type=positive_int,
+        default=1,
+        help="torch threads here, or per local worker (default 1)",
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _source(args: argparse.Namespace) -> tuple[DecoderManifold, torch.Tensor, dict]:
+    """The manifold, the candidate codes to draw from (or None) and the source's settings."""
+    if args.analytic:
+        d = ANALYTIC[args.analytic]
+        if args.analytic == "sphere":
+            return analytic.sphere_manifold(), None, {"analytic": "sphere"}
+        return analytic.random_mlp_manifold(d, dtype=torch.float64), None, {"analytic": args.analytic}
+    from ..vae import load
+
+    path = Path(args.model)
+    file = path / "model.pt" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(f"no model at {args.model} (expected a folder with model.pt, or the file)")
+    model = load(file)
+    manifold = model.manifold()
+    if manifold.latents is None:
+        raise ValueError(f"the model at {args.model} has no training codes; pass --codes")
+    return manifold, manifold.latents, {"model": str(file.resolve()), "model_sha256": _sha256(file)}
+
+
+def _codes(args: argparse.Namespace, manifold: DecoderManifold, pool: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
+    """The (N, d) codes and how they were chosen."""
+    if args.codes:
+        file = Path(args.codes)
+        if not file.is_file():
+            raise FileNotFoundError(f"no codes file {args.codes}")
+        Z = torch.as_tensor(np.load(file))
+        if Z.dim() != 2 or len(Z) < 2:
+            raise ValueError(f"--codes must hold an (N, d) array with N >= 2, got shape {tuple(Z.shape)}")
+        return Z, {"codes": str(file.resolve()), "codes_sha256": _sha256(file)}
+    n = args.points or DEFAULT_POINTS
+    g = torch.Generator().manual_seed(args.seed)
+    if pool is not None:
+        if n > len(pool):
+            raise ValueError(f"--points {n}: the model has {len(pool)} training codes")
+        Z = pool[torch.randperm(len(pool), generator=g)[:n]].detach().cpu()
+    elif args.analytic == "sphere":
+        Z = torch.stack([0.6 + 1.9 * torch.rand(n, generator=g), 4 * torch.rand(n, generator=g) - 2], -1)
+    else:
+        Z = 2.0 * torch.randn(n, manifold.latent_dim, generator=g)
+    return Z, {"codes": "drawn", "seed": args.seed}
+
+
+@contextlib.contextmanager
+def _client(args: argparse.Namespace) -> Iterator[Optional[object]]:
+    if args.workers is None and args.scheduler is None:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if args.scheduler:
+        with Client(args.scheduler) as client:
+            yield client
+        return
+    with LocalCluster(
+        n_workers=args.workers, threads_per_worker=args.threads, processes=True, dashboard_address=None
+    ) as cluster, Client(cluster) as client:
+        yield client
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(args.threads)
+    manifold, pool, source = _source(args)
+    Z, chosen = _codes(args, manifold, pool)
+    Z = Z.to(next(iter(manifold.parameters()), torch.zeros((), dtype=torch.float64)).dtype)
+    manifold.check_points(Z, "codes")
+    block_size = args.block_size or BATCHES_PER_BLOCK * args.batch_size
+    settings = {**source, **chosen, "method": args.method, "batch_size": args.batch_size}
+    store = DistanceStore.open(args.out, settings, Z.numpy(), block_size)
+    todo = store.pending()
+    saved = len(store.blocks) - len(todo)
+    where = args.scheduler or (f"{args.workers} local workers" if args.workers else "this process")
+    print(
+        f"{len(Z)} codes, {store.blocks.pairs} pairs in {len(store.blocks)} blocks of {block_size}; "
+        f"{saved} saved, {len(todo)} to solve on {where} ({args.threads} thread(s) each); method {args.method}"
+    )
+    solver = make_solver(args.method)
+    solved = 0
+    try:
+        with _client(args) as client:
+            start = time.perf_counter()  # after the cluster started: the time solving takes
+            for result in block_results(manifold, Z, store.blocks, todo, solver, args.batch_size, client, progress=True):
+                store.save(result)
+                solved += 1
+            seconds = time.perf_counter() - start
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: {saved + solved} of {len(store.blocks)} blocks saved in {args.out}; "
+            "run the same command again to resume"
+        )
+        return 130
+    document = store.finish(
+        {"blocks_solved_this_run": solved, "blocks_saved_before": saved, "seconds_this_run": seconds, "where": where,
+         "threads": args.threads}
+    )
+    print(
+        f"done: {Path(args.out) / 'distances.npy'} ({len(Z)} x {len(Z)}); {solved} blocks solved in {seconds:.1f} s; "
+        f"{document['failures']} pair(s) did not converge (their entries are the lengths of unconverged curves, "
+        "upper bounds; listed in run.json)"
+    )
+    return 0

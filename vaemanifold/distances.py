@@ -1,0 +1,258 @@
+"""Geodesic distance matrices: the pairs i < j cut into blocks, solved here or on Dask workers.
+
+The N(N-1)/2 pairs of N points are numbered row by row and cut into blocks of
+``block_size`` pairs (:class:`PairBlocks`). A block is the unit of work
+(:func:`solve_block`) and, for :mod:`vaemanifold.distance_store`, of saving:
+it is solved ``batch_size`` pairs at a time, so memory is bounded by the batch,
+not by N. :func:`block_results` yields finished blocks, computed in this
+process or, given a ``dask.distributed.Client``, as tasks on its workers: the
+manifold, the solver and the points are scattered to every worker once, at
+most :data:`TASKS_PER_WORKER` blocks per worker are queued at a time, and a
+block whose worker is lost is run again elsewhere by Dask's scheduler.
+Because a block is split into the same batches wherever it runs, the matrix
+does not depend on where its blocks were solved.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
+
+import numpy as np
+import torch
+
+from ._checks import check_choice
+from .geodesic import FAILURE_POLICIES, connecting_geodesic
+from .manifold import DecoderManifold
+from .progress import progress as progress_bar
+from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+#: Blocks queued per worker thread at a time on a Dask cluster (bounds the scheduler's memory for huge N).
+TASKS_PER_WORKER = 4
+#: Default block size, in batches.
+BATCHES_PER_BLOCK = 16
+
+
+@dataclass(frozen=True)
+class PairBlocks:
+    """The pairs i < j of ``points`` points, numbered row by row, in blocks of ``size`` pairs.
+
+    Pair p is (i, j) with p = i N - i (i + 1) / 2 + (j - i - 1); block k holds the pairs
+    k * size to (k + 1) * size - 1. Indices are computed per block, never for all pairs.
+    """
+
+    points: int
+    size: int
+
+    def __post_init__(self) -> None:
+        if self.points < 0:
+            raise ValueError(f"points must be >= 0, got {self.points}")
+        if self.size < 1:
+            raise ValueError(f"block size must be >= 1, got {self.size}")
+
+    @property
+    def pairs(self) -> int:
+        return self.points * (self.points - 1) // 2
+
+    def __len__(self) -> int:
+        return math.ceil(self.pairs / self.size)
+
+    def indices(self, block: int) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cols), each (n,) int64 with rows < cols, of the pairs in ``block``."""
+        if not 0 <= block < len(self):
+            raise IndexError(f"block {block} out of range for {len(self)} blocks")
+        p = np.arange(block * self.size, min((block + 1) * self.size, self.pairs), dtype=np.int64)
+        n = self.points
+        # the row of pair p is the largest i with offset(i) <= p, offset(i) = i n - i (i + 1) / 2
+        i = np.floor((2 * n - 1 - np.sqrt((2 * n - 1) ** 2 - 8 * p.astype(np.float64))) / 2).astype(np.int64)
+        offset = lambda r: r * n - r * (r + 1) // 2  # noqa: E731
+        i = np.where(offset(i) > p, i - 1, i)  # floating-point round-off, one row either way
+        i = np.where(offset(i + 1) <= p, i + 1, i)
+        return i, p - offset(i) + i + 1
+
+
+@dataclass
+class BlockResult:
+    """The solved pairs of one block.
+
+    Attributes:
+        block: the block's index.
+        rows, cols: (n,) the pairs' indices.
+        lengths: (n,) float64 lengths on the dense grid (NaN only where the decoder gave NaN).
+        converged: (n,) bool.
+        reasons: why a pair did not converge, by its position in the block.
+        seconds: wall time of the block's solves.
+    """
+
+    block: int
+    rows: np.ndarray
+    cols: np.ndarray
+    lengths: np.ndarray
+    converged: np.ndarray
+    reasons: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def failures(self) -> list[dict]:
+        """The pairs that did not converge: ``{"i", "j", "length", "reason"}`` each."""
+        return [
+            {"i": int(self.rows[k]), "j": int(self.cols[k]), "length": float(self.lengths[k]), "reason": reason}
+            for k, reason in sorted(self.reasons.items())
+        ]
+
+
+def solve_block(
+    manifold: DecoderManifold,
+    Z: torch.Tensor,
+    blocks: PairBlocks,
+    block: int,
+    solver: GeodesicSolver,
+    batch_size: int,
+) -> BlockResult:
+    """Solve the pairs of one block of ``blocks`` between the rows of Z (N, d), ``batch_size`` at a time."""
+    start = time.perf_counter()
+    rows, cols = blocks.indices(block)
+    lengths, converged, reasons = [], [], {}
+    for first in range(0, len(rows), batch_size):
+        i = torch.as_tensor(rows[first : first + batch_size], device=Z.device)
+        j = torch.as_tensor(cols[first : first + batch_size], device=Z.device)
+        result = connecting_geodesic(manifold, Z[i], Z[j], method=solver)
+        lengths.append(result.length.detach().to("cpu", torch.float64).numpy())
+        converged.append(result.converged.cpu().numpy())
+        reasons.update({first + k: r for k, r in enumerate(result.reasons) if r is not None})
+    empty = np.zeros(0)
+    return BlockResult(
+        block,
+        rows,
+        cols,
+        np.concatenate(lengths) if lengths else empty,
+        np.concatenate(converged) if converged else empty.astype(bool),
+        reasons,
+        time.perf_counter() - start,
+    )
+
+
+def _solve_block_on_worker(*args) -> BlockResult:
+    """:func:`solve_block` with torch using the worker's thread count (Dask task)."""
+    from distributed import get_worker
+
+    torch.set_num_threads(max(1, get_worker().state.nthreads))
+    return solve_block(*args)
+
+
+def _distributed(
+    client: "Client",
+    manifold: DecoderManifold,
+    Z: torch.Tensor,
+    blocks: PairBlocks,
+    todo: list[int],
+    solver: GeodesicSolver,
+    batch_size: int,
+) -> Iterator[BlockResult]:
+    from distributed import as_completed
+
+    shared = client.scatter([manifold, Z, solver], broadcast=True, hash=False)
+    manifold_f, Z_f, solver_f = shared
+    threads = sum(client.nthreads().values()) or 1
+    window = TASKS_PER_WORKER * threads
+    queue = iter(todo)
+
+    def submit(block: int):
+        return client.submit(
+            _solve_block_on_worker, manifold_f, Z_f, blocks, block, solver_f, batch_size, pure=False
+        )
+
+    running = as_completed([submit(b) for _, b in zip(range(window), queue)])
+    try:
+        for future in running:
+            result = future.result()
+            future.release()
+            nxt = next(queue, None)
+            if nxt is not None:
+                running.add(submit(nxt))
+            yield result
+    finally:
+        running.clear()
+        client.cancel(list(shared))
+
+
+def block_results(
+    manifold: DecoderManifold,
+    Z: torch.Tensor,
+    blocks: PairBlocks,
+    todo: Iterable[int],
+    solver: GeodesicSolver,
+    batch_size: int,
+    client: Optional["Client"] = None,
+    progress: bool = False,
+) -> Iterator[BlockResult]:
+    """Solve the blocks ``todo`` of ``blocks``; yields each as it finishes (any order with a client).
+
+    Args:
+        manifold, Z: the latent space and its (N, d) points.
+        blocks: how the pairs of Z are cut (``blocks.points == len(Z)``).
+        todo: indices of the blocks to solve.
+        solver: a solver instance (shipped to the workers as it is).
+        batch_size: pairs per solver call.
+        client: a ``dask.distributed.Client``; None solves here, one block after another.
+        progress: a progress bar over blocks.
+    """
+    if blocks.points != len(Z):
+        raise ValueError(f"the blocks are for {blocks.points} points, Z has {len(Z)}")
+    todo = list(todo)
+    if client is None:
+        results = (solve_block(manifold, Z, blocks, b, solver, batch_size) for b in todo)
+    else:
+        results = _distributed(client, manifold, Z, blocks, todo, solver, batch_size)
+    if progress:
+        results = progress_bar(results, f"distances ({solver.name})", unit="block", total=len(todo))
+    return iter(results)
+
+
+def distance_matrix(
+    manifold: DecoderManifold,
+    Z: torch.Tensor,
+    method: Union[str, GeodesicSolver] = DEFAULT_METHOD,
+    batch_size: int = 64,
+    on_failure: str = "raise",
+    progress: bool = False,
+    client: Optional["Client"] = None,
+    block_size: Optional[int] = None,
+    **options,
+) -> torch.Tensor:
+    """Symmetric (N, N) matrix of geodesic distances between the rows of Z (N, d).
+
+    The N(N-1)/2 pairs are solved ``batch_size`` at a time, which bounds memory.
+    With a ``dask.distributed.Client`` (``client=``), blocks of ``block_size``
+    pairs (default ``16 * batch_size``) become tasks on its workers; the result
+    equals the serial one, and a worker lost mid-run costs only its blocks, which
+    Dask runs again. ``on_failure``, ``method`` and ``options`` are as for
+    :func:`vaemanifold.distance`; with 'raise' the first unconverged pair stops
+    the run.
+    """
+    check_choice("on_failure", on_failure, FAILURE_POLICIES)
+    manifold.check_points(Z, "Z")
+    if Z.dim() != 2:
+        raise ValueError(f"Z must be (N, d), got shape {tuple(Z.shape)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    solver = make_solver(method, **options)
+    blocks = PairBlocks(len(Z), block_size or BATCHES_PER_BLOCK * batch_size)
+    D = np.zeros((len(Z), len(Z)))
+    for result in block_results(manifold, Z, blocks, range(len(blocks)), solver, batch_size, client, progress):
+        lengths = result.lengths
+        if on_failure == "raise" and result.reasons:
+            (i, j, reason) = next((f["i"], f["j"], f["reason"]) for f in result.failures())
+            raise RuntimeError(
+                f"{len(result.reasons)} geodesics of block {result.block} did not converge (first: pair ({i}, {j}), "
+                f"{reason}); pass on_failure='nan' or 'keep', or change the solver's options"
+            )
+        if on_failure == "nan":
+            lengths = np.where(result.converged, lengths, np.nan)
+        D[result.rows, result.cols] = lengths
+        D[result.cols, result.rows] = lengths
+    return torch.as_tensor(D).to(Z)
