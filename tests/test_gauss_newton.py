@@ -168,3 +168,14 @@ def test_spline_lbfgs_runs_one_optimiser_per_pair():
     torch.testing.assert_close(alone.length[0], batch.length[1], rtol=1e-9, atol=0)
     truth = analytic.great_circle_distance(z0, z1)
     assert (batch.length / truth - 1).abs().max() < 1e-3
+
+
+def test_a_curve_its_nodes_do_not_resolve_is_not_reported_converged():
+    # phi is periodic in the sphere chart: the nodes may step from phi = -pi to +pi, two chart
+    # points with one image, while the curve between them sweeps a whole circle of latitude
+    z0 = torch.tensor([[1.5429, -1.9107]], dtype=torch.float64)
+    z1 = torch.tensor([[1.8014, 1.6608]], dtype=torch.float64)
+    result = vm.connecting_geodesic(analytic.sphere_manifold(), z0, z1)
+    assert result.length.item() > 10 * analytic.great_circle_distance(z0, z1).item()
+    assert not bool(result.converged[0])
+    assert "do not resolve it" in result.reasons[0]
