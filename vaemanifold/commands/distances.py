@@ -113,7 +113,8 @@ def _codes(args: argparse.Namespace, manifold: DecoderManifold, pool: Optional[t
             raise ValueError(f"--points {n}: the model has {len(pool)} training codes")
         Z = pool[torch.randperm(len(pool), generator=g)[:n]].detach().cpu()
     elif args.analytic == "sphere":
-        Z = torch.stack([0.6 + 1.9 * torch.rand(n, generator=g), 4 * torch.rand(n, generator=g) - 2], -1)
+        # theta away from the poles, |phi0 - phi1| < pi: no pair's great circle leaves the chart
+        Z = torch.stack([0.6 + 1.9 * torch.rand(n, generator=g), 3 * torch.rand(n, generator=g) - 1.5], -1)
     else:
         Z = 2.0 * torch.randn(n, manifold.latent_dim, generator=g)
     return Z, {"codes": "drawn", "seed": args.seed}

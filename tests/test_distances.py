@@ -1,0 +1,138 @@
+"""Distance matrices in blocks: the pair numbering, Dask workers (equal to serial, a lost worker), resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import vaemanifold as vm
+from vaemanifold import analytic
+from vaemanifold.cli import main
+from vaemanifold.distances import PairBlocks, block_results
+from vaemanifold.solvers import make_solver
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.mark.parametrize("points, size", [(2, 1), (7, 3), (30, 64), (31, 7)])
+def test_blocks_number_every_pair_once_row_by_row(points, size):
+    blocks = PairBlocks(points, size)
+    rows, cols = zip(*(blocks.indices(k) for k in range(len(blocks))))
+    expected = torch.triu_indices(points, points, offset=1).numpy()
+    np.testing.assert_array_equal(np.concatenate(rows), expected[0])
+    np.testing.assert_array_equal(np.concatenate(cols), expected[1])
+    assert all(len(r) == size for r in rows[:-1]) and 1 <= len(rows[-1]) <= size
+
+
+def test_blocks_of_a_huge_matrix_are_exact_without_listing_all_pairs():
+    blocks = PairBlocks(100_000, 4096)
+    last = len(blocks) - 1
+    rows, cols = blocks.indices(last)
+    assert (rows[-1], cols[-1]) == (99_998, 99_999)
+    p = np.arange(last * 4096, blocks.pairs)
+    np.testing.assert_array_equal(rows * 100_000 - rows * (rows + 1) // 2 + cols - rows - 1, p)
+    with pytest.raises(IndexError, match="out of range"):
+        blocks.indices(len(blocks))
+
+
+def sphere_codes(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    # |phi0 - phi1| < 3 < pi: the great circle is the chart's geodesic (no wrap around phi = pi)
+    return torch.stack([0.6 + 1.9 * torch.rand(n, generator=g), 3 * torch.rand(n, generator=g) - 1.5], -1).double()
+
+
+def test_serial_matrix_is_the_great_circle_distance():
+    Z = sphere_codes(12)
+    D = vm.distance_matrix(analytic.sphere_manifold(), Z, batch_size=8, block_size=20)
+    i, j = torch.triu_indices(12, 12, offset=1)
+    torch.testing.assert_close(D[i, j], analytic.great_circle_distance(Z[i], Z[j]), rtol=2e-3, atol=0)
+    torch.testing.assert_close(D, D.T, rtol=0, atol=0)
+    assert bool((D.diagonal() == 0).all())
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def test_two_dask_workers_give_the_serial_matrix(client):
+    M, Z = analytic.random_mlp_manifold(2, dtype=torch.float64), 2 * sphere_codes(16)
+    serial = vm.distance_matrix(M, Z, batch_size=8, block_size=16)
+    spread = vm.distance_matrix(M, Z, batch_size=8, block_size=16, client=client)
+    torch.testing.assert_close(spread, serial, rtol=1e-6, atol=0)
+
+
+def test_a_worker_killed_mid_run_loses_nothing(client):
+    M, Z = analytic.sphere_manifold(), sphere_codes(24)
+    blocks, solver = PairBlocks(len(Z), 4), make_solver("gauss_newton")
+    results = block_results(M, Z, blocks, range(len(blocks)), solver, 4, client=client)
+    done = [next(results)]
+    victim = next(iter(client.run(os.getpid).values()))
+    os.kill(victim, signal.SIGKILL)  # its nanny starts a new worker; its tasks run again
+    done += list(results)
+    assert sorted(r.block for r in done) == list(range(len(blocks)))
+    D = np.zeros((len(Z), len(Z)))
+    for r in done:
+        D[r.rows, r.cols] = D[r.cols, r.rows] = r.lengths
+    serial = vm.distance_matrix(M, Z, batch_size=4, block_size=4)
+    np.testing.assert_allclose(D, serial.numpy(), rtol=1e-6, atol=0)
+    assert victim not in client.run(os.getpid).values()
+
+
+def _done(folder):
+    try:
+        return int(np.load(folder / "blocks.npy").sum())
+    except (OSError, ValueError):
+        return 0
+
+
+def test_cli_interrupted_and_killed_resumes_without_recomputing_saved_blocks(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "vaemanifold.cli", "distances", "--analytic", "sphere", "--points", "50",
+               "--batch-size", "1", "--block-size", "5", "--out", str(out)]
+    saved_at_stop = []
+    for stop in (signal.SIGINT, signal.SIGKILL):
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        floor = saved_at_stop[-1] if saved_at_stop else 0
+        deadline = time.monotonic() + 120
+        while _done(out) < floor + 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert process.poll() is None, "the run ended before it could be interrupted: " + process.stdout.read()
+        process.send_signal(stop)
+        output = process.communicate(timeout=60)[0]
+        if stop == signal.SIGINT:
+            assert process.returncode == 130 and "run the same command again to resume" in output
+        saved_at_stop.append(_done(out))
+    assert saved_at_stop[0] >= 3 and saved_at_stop[1] > saved_at_stop[0]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert f"{saved_at_stop[1]} saved" in finished.stdout
+    run = json.loads((out / "run.json").read_text())
+    blocks = PairBlocks(50, 5)
+    assert run["blocks_saved_before"] == saved_at_stop[1]
+    assert run["blocks_solved_this_run"] == len(blocks) - saved_at_stop[1]
+    Z = torch.as_tensor(np.load(out / "codes.npy"))
+    serial = vm.distance_matrix(analytic.sphere_manifold(), Z, batch_size=1, block_size=5)
+    np.testing.assert_allclose(np.load(out / "distances.npy"), serial.numpy(), rtol=1e-6, atol=0)
+
+
+def test_cli_refuses_a_folder_with_other_settings_or_under_a_file(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["distances", "--analytic", "sphere", "--points", "6", "--out", str(out)]
+    assert main(base) == 0
+    assert main([*base[:-2], "--method", "spline", "--out", str(out)]) == 2
+    assert "holds a run with other settings (method: 'gauss_newton' there, 'spline' now)" in capsys.readouterr().err
+    assert main(base) == 0  # the same settings: nothing left to solve
+    assert "15 pairs in 1 blocks of 1024; 1 saved, 0 to solve" in capsys.readouterr().out
+    (tmp_path / "file").write_text("x")
+    assert main([*base[:-1], str(tmp_path / "file" / "run")]) == 2
+    assert f"lies under {tmp_path / 'file'}, which is a file" in capsys.readouterr().err
