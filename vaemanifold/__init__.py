@@ -12,7 +12,7 @@ from .distances import distance_matrix
 from .geodesic import GeodesicResult, connecting_geodesic, distance
 from .manifold import DecoderManifold
 from .solvers import DEFAULT_METHOD, SOLVERS, GeodesicSolver, register
-from .vae import load
+from .vae import calibrate_std, load
 
 __version__ = "0.1.0"
 
@@ -24,6 +24,7 @@ __all__ = [
     "GeodesicSolver",
     "NeuralCurve",
     "SplineCurve",
+    "calibrate_std",
     "connecting_geodesic",
     "distance",
     "distance_matrix",

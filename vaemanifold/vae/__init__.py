@@ -5,8 +5,10 @@
     model.save("runs/my-model")                 # -> runs/my-model/model.pt
     M = model.manifold()                        # DecoderManifold(mu, sigma, latents)
     model = pretrained("mnist-2d")              # trained once, then read from the cache
+    std = calibrate_std(mean, codes, X)         # a calibrated sigma for any pretrained decoder mean
 """
 
+from .calibration import calibrate_std
 from .checkpoint import CheckpointError, load, save
 from .model import VAE, VAEConfig
 from .presets import PRESETS, cache_dir, pretrained
@@ -22,6 +24,7 @@ __all__ = [
     "TrainingHistory",
     "VAEConfig",
     "cache_dir",
+    "calibrate_std",
     "evaluate",
     "load",
     "pretrained",

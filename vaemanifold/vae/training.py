@@ -14,6 +14,9 @@ update W_dk <- W_dk (sum_n v_nk / beta_nd) / (sum_n v_nk r_nd^2): every step
 raises the objective, W stays positive, there is no learning rate, and one
 step costs two (N S, K) x (K, D) products. It starts from the per-cluster
 precisions of :meth:`~vaemanifold.vae.rbf.RBFPrecision.init_weights`.
+Phase 2 is :func:`~vaemanifold.vae.calibration.fit_precision`, the routine
+behind the public post-hoc :func:`~vaemanifold.vae.calibration.calibrate_std`
+for any pretrained decoder.
 Fitting the mean first matters: trained jointly, a flexible variance
 explains reconstruction errors away instead of the mean fitting the data.
 
@@ -45,12 +48,11 @@ import torch
 
 from ..device import default_device
 from ..progress import progress
-from .model import LOG_2PI, VAE, VAEConfig
+from .calibration import fit_precision
+from .model import VAE, VAEConfig
 
 #: Rows per forward pass when evaluating a whole dataset.
 EVAL_CHUNK = 4096
-#: Smallest RBF weight (keeps log W finite) and smallest denominator of the updates.
-TINY = 1e-30
 
 
 @dataclass
@@ -194,38 +196,26 @@ def _phase_mean(model, X, schedule, generator, progress) -> list[dict]:
 
 
 def _phase_variance(model, X, schedule, generator, progress) -> list[dict]:
-    """Fit W by minorise-maximise updates of the ELBO's likelihood term (see the module docstring)."""
-    rbf = model.variance
+    """Fit the RBF precision network with the mean fixed (:func:`~vaemanifold.vae.calibration.fit_precision`)."""
     with torch.no_grad():
         model.latents = encode_means(model, X)
-        assignment = rbf.fit_centres(model.latents, model.config.bandwidth_scale, schedule.seed)
-        # S posterior samples per image, drawn once: the Monte Carlo ELBO that the updates increase.
-        squared, activations = [], []
-        for _ in range(schedule.variance_samples):
-            for part in X.split(EVAL_CHUNK):
-                mean, std = model.encode(part)
-                z = mean + std * torch.randn(mean.shape, generator=generator, dtype=mean.dtype, device=mean.device)
-                squared.append((part - model.decoder_mean(z)) ** 2 + schedule.noise_std**2)
-                activations.append(rbf.activations(z))
-        squared, activations = torch.cat(squared), torch.cat(activations)  # (N S, D), (N S, K)
-        rbf.init_weights(squared[: len(X)], assignment)
-        model.variance_fitted.fill_(True)
-        denominator = (activations.T @ squared).T  # (D, K): sum_n v_nk r_nd^2, fixed
-        history = []
-        previous = math.inf
-        bar = _progress(schedule.variance_iterations, "phase 2: variance", progress, unit="update")
-        for _ in bar:
-            weights = rbf.log_weights.exp()
-            precision = activations @ weights.T + rbf.zeta  # (N S, D)
-            loss = 0.5 * ((precision * squared - precision.log()).sum() / len(precision) + X.shape[1] * LOG_2PI)
-            history.append({"loss": loss.item()})
-            bar.set_postfix(loss=f"{history[-1]['loss']:.1f}")
-            if abs(previous - history[-1]["loss"]) <= schedule.variance_tol * abs(history[-1]["loss"]):
-                break
-            previous = history[-1]["loss"]
-            numerator = (activations.T @ precision.reciprocal()).T  # (D, K): sum_n v_nk / beta_nd
-            rbf.log_weights.copy_((weights * numerator / denominator.clamp_min(TINY)).clamp_min(TINY).log())
-    return history
+        latent_std = torch.cat([model.encode(part)[1] for part in X.split(EVAL_CHUNK)])
+    model.variance_fitted.fill_(True)
+    return fit_precision(
+        model.variance,
+        model.decoder_mean,
+        model.latents,
+        X,
+        latent_std,
+        model.config.bandwidth_scale,
+        schedule.noise_std,
+        schedule.variance_samples,
+        schedule.variance_iterations,
+        schedule.variance_tol,
+        schedule.seed,
+        generator,
+        progress,
+    )
 
 
 def _progress(steps: int, description: str, enabled: bool, unit: str = "epoch"):
