@@ -64,6 +64,7 @@ _EXTERNAL = [
     "abc.ABC",
     "io.BufferedWriter",
     "pathlib.Path",
+    "os.PathLike",
     # string annotations autodoc cannot evaluate (a TYPE_CHECKING import in the same signature)
     "Path",
     "PathLike",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Iterator, Optional, Union
+from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -29,8 +29,7 @@ from .manifold import DecoderManifold
 from .progress import progress as progress_bar
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
 
-if TYPE_CHECKING:
-    from distributed import Client
+# ``client`` arguments are dask.distributed Clients, typed Any: distributed is imported only when one is used.
 
 #: Blocks queued per worker thread at a time on a Dask cluster (bounds the scheduler's memory for huge N).
 TASKS_PER_WORKER = 4
@@ -145,7 +144,7 @@ def _solve_block_on_worker(*args) -> BlockResult:
 
 
 def _distributed(
-    client: "Client",
+    client: Any,
     manifold: DecoderManifold,
     Z: torch.Tensor,
     blocks: PairBlocks,
@@ -187,7 +186,7 @@ def block_results(
     todo: Iterable[int],
     solver: GeodesicSolver,
     batch_size: int,
-    client: Optional["Client"] = None,
+    client: Optional[Any] = None,
     progress: bool = False,
 ) -> Iterator[BlockResult]:
     """Solve the blocks ``todo`` of ``blocks``; yields each as it finishes (any order with a client).
@@ -220,7 +219,7 @@ def distance_matrix(
     batch_size: int = 64,
     on_failure: str = "raise",
     progress: bool = False,
-    client: Optional["Client"] = None,
+    client: Optional[Any] = None,
     block_size: Optional[int] = None,
     **options,
 ) -> torch.Tensor:
