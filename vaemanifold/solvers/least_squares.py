@@ -252,12 +252,19 @@ def gauss_newton_descent(
     finite = torch.isfinite(value) & torch.isfinite(system.diag).flatten(1).all(dim=1)
     for b in (~finite).nonzero().flatten().tolist():
         reasons[b] = "the decoder returned non-finite values (or Jacobians) on the initial curve"
-    active = everyone[finite]
+    converged |= finite & (value == 0)  # S >= 0: a constant curve (z0 = z1) is already the minimum
+    active = everyone[finite & ~converged]
+    nonfinite_step = torch.zeros(B, dtype=torch.bool, device=params.device)
     taken = 0
     while len(active) and taken < iterations:
         taken += 1
         length = reach[active]
         delta, slope, curvature = step(params[active], active, system.take(active), length)
+        bad_step = ~(torch.isfinite(delta).all(dim=1) & torch.isfinite(slope) & torch.isfinite(curvature))
+        nonfinite_step[active] = bad_step
+        if bad_step.any():  # a singular system: the pair stays put, which rejects the step and shortens its reach
+            delta, slope, curvature = (torch.where(bad_step.view(-1, *[1] * (x.dim() - 1)), torch.zeros_like(x), x)
+                                       for x in (delta, slope, curvature))
         predicted = 2 * slope - curvature
         old = value[active]
         trial = params[active] + delta
@@ -283,18 +290,19 @@ def gauss_newton_descent(
         change = torch.where(ok, actual, torch.zeros_like(actual)) / scale
         last_change[active] = torch.where(ok, change, last_change[active])
         model_small = torch.isfinite(predicted) & (predicted <= tol * scale)
-        done = full & model_small & (change <= tol)
+        done = full & model_small & (change <= tol) & ~bad_step
         accepted = active[ok]
         params[accepted] = trial[ok]
         value[accepted] = new_value[ok]
         converged[active[done]] = True
         stalled = ~done & (reach[active] < MIN_REACH)
         for b in active[stalled].tolist():
-            cause = (
-                "the decoder returned non-finite values on the trial curve"
-                if nonfinite_trial[b]
-                else "no step decreased the energy"
-            )
+            if nonfinite_trial[b]:
+                cause = "the decoder returned non-finite values on the trial curve"
+            elif nonfinite_step[b]:
+                cause = "the Gauss-Newton step was not finite (a singular system)"
+            else:
+                cause = "no step decreased the energy"
             reasons[b] = f"Gauss-Newton stalled: {cause}, down to {MIN_REACH:g} of the Gauss-Newton step ({_last(last_change[b])})"
         refresh = ok & ~done & ~stalled
         if refresh.any():
