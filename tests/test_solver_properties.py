@@ -46,3 +46,56 @@ def test_float32_and_float64_endpoints(name):
     torch.testing.assert_close(
         results[torch.float32], results[torch.float64], rtol=DTYPE_RTOL.get(name, 1e-3), atol=0
     )
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_no_pairs_give_an_empty_result(name):
+    empty = torch.zeros(0, 2, dtype=torch.float64)
+    result = vm.connecting_geodesic(sphere(), empty, empty.clone(), method=name, **OPTIONS.get(name, {}))
+    assert len(result) == 0 and result.length.shape == (0,) and result.converged.shape == (0,)
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_a_zero_length_pair_has_length_zero_and_converges(name):
+    z0, z1 = analytic.sphere_pairs(2, seed=13)
+    z1 = torch.stack([z1[0], z0[1]])  # the second pair joins a point to itself
+    result = vm.connecting_geodesic(sphere(), z0, z1, method=name, **OPTIONS.get(name, {}))
+    assert result.length[1].item() == pytest.approx(0.0, abs=1e-9)
+    assert bool(result.converged[1]), result.reasons[1]
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_the_inputs_are_left_unchanged(name):
+    z0, z1 = analytic.sphere_pairs(2, seed=14)
+    before = z0.clone(), z1.clone()
+    vm.connecting_geodesic(sphere(), z0, z1, method=name, **OPTIONS.get(name, {}))
+    assert torch.equal(z0, before[0]) and torch.equal(z1, before[1])
+
+
+def holed_sphere(z: torch.Tensor) -> torch.Tensor:
+    """The sphere chart with a hole: NaN wherever phi lies in (0.4, 0.6)."""
+    image = analytic.sphere_chart(z)
+    hole = ((z[..., 1] > 0.4) & (z[..., 1] < 0.6)).unsqueeze(-1)
+    return torch.where(hole, torch.full_like(image, float("nan")), image)
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_a_decoder_that_returns_nan_is_flagged_with_that_reason(name):
+    M = vm.DecoderManifold(holed_sphere, latents=analytic.sphere_grid(), latent_dim=2)
+    z0 = torch.tensor([[1.2, -0.5], [1.2, 1.0]], dtype=torch.float64)
+    z1 = torch.tensor([[1.6, 1.5], [1.6, 1.3]], dtype=torch.float64)  # the first pair must cross the hole
+    result = vm.connecting_geodesic(M, z0, z1, method=name, **OPTIONS.get(name, {}))
+    assert not bool(result.converged[0])
+    assert any(word in result.reasons[0].lower() for word in ("nan", "non-finite", "not finite")), result.reasons[0]
+    assert bool(result.converged[1]), result.reasons[1]
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+@pytest.mark.parametrize("name", ["neural", "spline"])
+def test_first_order_optimisers_name_a_nan_decoder(name, optimizer):
+    M = vm.DecoderManifold(holed_sphere, latents=analytic.sphere_grid(), latent_dim=2)
+    z0 = torch.tensor([[1.2, -0.5]], dtype=torch.float64)
+    z1 = torch.tensor([[1.6, 1.5]], dtype=torch.float64)
+    result = vm.connecting_geodesic(M, z0, z1, method=name, optimizer=optimizer)
+    assert not bool(result.converged[0])
+    assert "non-finite" in result.reasons[0], result.reasons[0]

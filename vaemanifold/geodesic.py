@@ -164,7 +164,15 @@ def connecting_geodesic(
     converged = out.converged.to(device) & torch.isfinite(length)
     reasons = list(out.reasons) if out.reasons else [None] * len(z0)
     for b in (~torch.isfinite(length)).nonzero().flatten().tolist():
-        reasons[b] = reasons[b] or "length is not finite"
+        cause = (
+            "the length on the dense grid is not finite: the decoder returned non-finite values on the curve"
+            if bool(torch.isfinite(points[b]).all())
+            else "the curve is not finite"
+        )
+        if reasons[b] is None:
+            reasons[b] = cause
+        elif "non-finite" not in reasons[b]:
+            reasons[b] = f"{cause} ({reasons[b]})"
     return GeodesicResult(
         curve=out.curve,
         length=length,

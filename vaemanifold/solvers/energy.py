@@ -268,9 +268,16 @@ class EnergySolver(GeodesicSolver):
         generator = torch.Generator().manual_seed(self.seed)
         check_t = sample_times(self.check_points, len(curve), "grid", "jvp", generator, like)
 
+        nonfinite = torch.zeros(len(curve), dtype=torch.bool, device=like.device)  # per pair, at any evaluation
+
+        def watched(energy: torch.Tensor) -> torch.Tensor:
+            nonlocal nonfinite
+            nonfinite = nonfinite | ~torch.isfinite(energy.detach())
+            return energy
+
         def check() -> torch.Tensor:
             with torch.no_grad():
-                return curve_energy(manifold, curve, check_t, "jvp")
+                return watched(curve_energy(manifold, curve, check_t, "jvp"))
 
         previous = check()
         change = torch.full_like(previous, float("inf"))
@@ -280,7 +287,7 @@ class EnergySolver(GeodesicSolver):
 
             def closure() -> torch.Tensor:
                 opt.zero_grad()
-                loss = curve_energy(manifold, curve, t, self.energy).sum()
+                loss = watched(curve_energy(manifold, curve, t, self.energy)).sum()
                 loss.backward()
                 return loss
 
@@ -299,7 +306,12 @@ class EnergySolver(GeodesicSolver):
         reasons = [
             None
             if ok
-            else ("energy is not finite" if not fin else f"energy still changing by {ch:.1e} > tol={self.tol:g}")
-            for ok, fin, ch in zip(converged.tolist(), finite.tolist(), change.tolist())
+            else (
+                "the energy was not finite during the descent (the decoder returned non-finite values "
+                "on the curve, or the parameters diverged)"
+                if bad
+                else f"energy still changing by {ch:.1e} > tol={self.tol:g}"
+            )
+            for ok, bad, ch in zip(converged.tolist(), (nonfinite | ~finite).tolist(), change.tolist())
         ]
         return converged, reasons, steps

@@ -90,7 +90,8 @@ def build_graph(manifold: DecoderManifold, points: torch.Tensor, k: int, edge_po
     cols = np.concatenate([undirected[:, 1], undirected[:, 0]])
     weights = np.concatenate([w, w])
     n = len(points)
-    components = connected_components(csr_matrix((weights, (rows, cols)), shape=(n, n)), directed=False)[0]
+    kept = np.isfinite(weights)  # a dropped edge (non-finite length) joins nothing
+    components = connected_components(csr_matrix((weights[kept], (rows[kept], cols[kept])), shape=(n, n)), directed=False)[0]
     return KNNGraph(points.detach(), index, rows, cols, weights, int(components))
 
 
@@ -214,9 +215,15 @@ class GraphSolver(GeodesicSolver):
         for b in range(B):
             target = N + B + b
             if not np.isfinite(dist[b, target]):
+                dropped = int(np.isinf(graph.weights).sum()) // 2
+                cut = (
+                    f"; {dropped} of its edges were dropped because the decoder returned non-finite values on them"
+                    if dropped
+                    else ""
+                )
                 reasons.append(
                     f"no path from z0 to z1 in the {self.k}-NN graph ({graph.components} connected "
-                    "components over its points): increase k or add points"
+                    f"components over its points{cut}): increase k or add points"
                 )
                 samples[b] = np.outer(1 - fit_t.numpy(), nodes[N + b]) + np.outer(fit_t.numpy(), nodes[target])
                 continue

@@ -52,6 +52,8 @@ def geodesic_rhs(manifold: DecoderManifold, y: np.ndarray, device: torch.device)
         with torch.no_grad():
             acc = manifold.geodesic_system(c, dc)
     except torch.linalg.LinAlgError as error:
+        if not bool(torch.isfinite(manifold.embed(c)).all()):
+            raise GeodesicEquationError("the decoder returned non-finite values on the mesh") from error
         raise GeodesicEquationError(f"singular metric ({error})") from error
     if not bool(torch.isfinite(acc).all()):
         raise GeodesicEquationError("the geodesic equation is not finite (singular or ill-conditioned metric)")
