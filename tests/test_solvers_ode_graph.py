@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -221,13 +223,13 @@ def test_graph_is_cached_across_calls():
     M = analytic.sphere_manifold()
     z0, z1 = analytic.sphere_pairs(2, seed=10)
     grid = chart_grid(12, 24)
-    first = vm.connecting_geodesic(M, z0, z1, method="graph", points=grid, k=8)
-    second = vm.connecting_geodesic(M, z0, z1, method="graph", points=grid, k=8)
+    first = vm.connecting_geodesic(M, z0, z1, method="graph", points=grid, k=8, refine=None)
+    second = vm.connecting_geodesic(M, z0, z1, method="graph", points=grid, k=8, refine=None)
     ends = 2 * len(z0) * 8 * 5  # endpoint edges x edge_points
     assert second.evaluations <= ends + len(z0) * 5 < first.evaluations
     torch.testing.assert_close(first.length, second.length)
     grid.mul_(1.0)  # an in-place change invalidates the cached graph
-    third = vm.connecting_geodesic(M, z0, z1, method="graph", points=grid, k=8)
+    third = vm.connecting_geodesic(M, z0, z1, method="graph", points=grid, k=8, refine=None)
     assert third.evaluations == first.evaluations
 
 
@@ -237,3 +239,18 @@ def test_registered_and_stochman_contract():
     z0, z1 = analytic.sphere_pairs(1, seed=11)
     curve, ok = M.connecting_geodesic(z0, z1, method="ode")
     assert ok and np.isclose(M.curve_length(curve).item(), analytic.great_circle_distance(z0, z1).item(), rtol=1e-4)
+
+
+def test_graph_refines_by_default_and_keeps_the_raw_path_as_an_option():
+    """Issue 11: on 3,000 random chart points the raw graph curves run up to 9% long; refined, they are geodesics."""
+    g = torch.Generator().manual_seed(0)
+    theta = 0.3 + (math.pi - 0.6) * torch.rand(3000, generator=g, dtype=torch.float64)
+    points = torch.stack([theta, 9 * torch.rand(3000, generator=g, dtype=torch.float64) - 4.5], -1)
+    M = analytic.sphere_manifold(latents=points)
+    z0, z1 = analytic.sphere_pairs(16, seed=0)
+    truth = analytic.great_circle_distance(z0, z1)
+    refined = vm.connecting_geodesic(M, z0, z1, method="graph")
+    raw = vm.connecting_geodesic(M, z0, z1, method="graph", refine=None)
+    assert bool(refined.converged.all())
+    torch.testing.assert_close(refined.length, truth, rtol=1e-4, atol=0)
+    assert (raw.length / truth).max() > 1.05

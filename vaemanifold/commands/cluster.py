@@ -129,7 +129,7 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
     model = model.double()  # geometry in float64
     manifold = model.manifold()
     codes, labels = manifold.latents, model.labels.cpu().numpy()
-    solver = GraphSolver(k=settings["k"])
+    solver = GraphSolver(k=settings["k"], refine=None)
     start = time.perf_counter()
     graph = solver.graph(manifold, codes.device)
     graph_seconds = time.perf_counter() - start
@@ -162,7 +162,7 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
         start = time.perf_counter()
         means = cl.class_means(
             manifold, lambda z: model.decode(z)[0], codes, labels, settings["frechet_points"],
-            settings["frechet_iterations"], tol=FRECHET_TOL, seed=settings["seed"], solver_options={"k": settings["k"]},
+            settings["frechet_iterations"], tol=FRECHET_TOL, seed=settings["seed"], solver_options={"k": settings["k"], "refine": None},
         )
         record["class_means"] = {"euclidean": means.euclidean, "frechet": means.frechet, "details": means.details}
         record["seconds"]["frechet"] = time.perf_counter() - start

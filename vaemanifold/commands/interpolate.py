@@ -35,9 +35,9 @@ HELP = "Decode straight lines and geodesics between same-class images: class cro
 DEFAULT_PRESETS = ("mnist-2d", "fashion-2d")
 #: Solver options of the full run and of --quick (the Gauss-Newton solvers at their defaults).
 FULL_METHODS = {
-    "graph": {"k": 10}, "gauss_newton": {}, "spline": {}, "neural": {}, "ode": {"tol": 1e-3, "max_nodes": 500},
+    "graph": {"k": 10, "refine": None}, "gauss_newton": {}, "spline": {}, "neural": {}, "ode": {"tol": 1e-3, "max_nodes": 500},
 }
-QUICK_METHODS = {"graph": {"k": 10}, "gauss_newton": {}, "spline": {}, "neural": {}}
+QUICK_METHODS = {"graph": {"k": 10, "refine": None}, "gauss_newton": {}, "spline": {}, "neural": {}}
 FULL_PAIRS, QUICK_PAIRS = 200, 20
 
 

@@ -72,6 +72,7 @@ STOCHMAN_ITERATIONS = int(_STOCK["max_iter"].default)
 #: only budget is ``max_iter`` (None: connecting_geodesic as shipped).
 BUDGETS: dict[str, dict] = {
     "ode": {"tol": 1e-4},
+    "graph": {"refine": None},  # the raw graph curves; refined, it would be gauss_newton started elsewhere
     STOCHMAN: {"max_iter": None},
 }
 #: --quick: factors applied to the budgets' option values (see :func:`scaled_budget`).
