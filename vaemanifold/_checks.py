@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Union
+
 import torch
 
 
@@ -48,3 +52,21 @@ def check_choice(name: str, value: object, choices: tuple | list | dict) -> None
     if value not in choices:
         valid = ", ".join(repr(c) for c in choices)
         raise ValueError(f"unknown {name} {value!r}; valid: {valid}")
+
+
+def check_output_folder(path: Union[str, os.PathLike]) -> Path:
+    """Create the output folder ``path`` (and its parents) before any work; returns it as a Path.
+
+    Raises:
+        ValueError: ``path`` or one of its parents is a file, or the folder cannot be created.
+    """
+    folder = Path(path)
+    for place in (folder, *folder.parents):
+        if place.exists() and not place.is_dir():
+            where = "is a file" if place == folder else f"lies under {place}, which is a file"
+            raise ValueError(f"output folder {folder} {where}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create output folder {folder}: {error.strerror}") from None
+    return folder

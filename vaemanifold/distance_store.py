@@ -25,6 +25,7 @@ from typing import Union
 
 import numpy as np
 
+from ._checks import check_output_folder
 from .distances import BlockResult, PairBlocks
 
 PathLike = Union[str, os.PathLike]
@@ -65,12 +66,7 @@ class DistanceStore:
         Raises:
             ValueError: ``folder`` is not a folder, or holds a run with other settings or codes.
         """
-        folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(f"output folder {folder} is a file")
-        for parent in folder.parents:
-            if parent.exists() and not parent.is_dir():
-                raise ValueError(f"output folder {folder} lies under {parent}, which is a file")
+        folder = check_output_folder(folder)
         codes = np.asarray(codes, dtype=np.float64)
         settings = {**settings, "block_size": int(block_size), "points": len(codes), "latent_dim": int(codes.shape[1])}
         blocks = PairBlocks(len(codes), block_size)
@@ -86,7 +82,6 @@ class DistanceStore:
             if not np.array_equal(np.load(folder / "codes.npy"), codes):
                 raise ValueError(f"{folder} holds a run over other codes; use another --out, or delete the folder")
             return cls(folder, settings, blocks)
-        folder.mkdir(parents=True, exist_ok=True)
         np.save(folder / "codes.npy", codes)
         np.lib.format.open_memmap(folder / "distances.npy", mode="w+", dtype=np.float64, shape=(len(codes),) * 2).flush()
         np.save(folder / "blocks.npy", np.zeros(len(blocks), dtype=np.uint8))

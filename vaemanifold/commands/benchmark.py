@@ -15,6 +15,7 @@ import torch
 from ..evaluation import benchmark as bm
 from ..evaluation import problems as pb
 from ..evaluation import report
+from .._checks import check_output_folder
 from ..geodesic import MEASURE_GRID
 from ..solvers import SOLVERS
 from .arguments import at_least, positive_int
@@ -88,6 +89,8 @@ def _problems(args: argparse.Namespace) -> list[pb.Problem]:
             model = load(path)
             models.append((model.metadata.get("preset") or Path(path).resolve().name, model))
     else:
+        for preset in PRESETS.values():
+            preset.check_data(args.root)
         models = [(name, pretrained(name, data_root=args.root)) for name in PRESETS]
     return [pb.model_problem(model, name, pairs, args.seed, args.root) for name, model in models]
 
@@ -114,9 +117,8 @@ def run(args: argparse.Namespace) -> int:
     ladders = {} if args.no_ladders else (bm.QUICK_LADDERS if args.quick else bm.LADDERS)
     ladders = {k: v for k, v in ladders.items() if k in budgets}
     reference = () if args.no_reference or args.quick else bm.REFERENCE_STEPS
+    out = check_output_folder(args.out)
     problems = _problems(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     settings = report.settings(
         args.grid,
         problems[0].pairs,

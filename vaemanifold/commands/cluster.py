@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import data
+from .._checks import check_output_folder
 from ..evaluation import clustering as cl
 from ..solvers.graph import GraphSolver
 from ..vae import TrainConfig, VAEConfig, load, train
@@ -282,8 +283,9 @@ def markdown(document: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     settings = _settings(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(args.out)
+    for split in ("train", "test"):
+        data.source("mnist", split, args.root)  # before any work: FileNotFoundError names where it looked
     clock = time.perf_counter()
     records = []
     for digits in args.sets:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from .._checks import check_output_folder
 from ..evaluation import benchmark as bm
 from ..evaluation import problems as pb
 from ..evaluation import report
@@ -81,6 +82,7 @@ def choose_pairs(labels: torch.Tensor, pairs: int, seed: int) -> tuple[torch.Ten
 
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
+    out = check_output_folder(args.out)
     start = time.perf_counter()
     print(f"model: {DEFAULT_PRESET} ({PRESETS[DEFAULT_PRESET].description}), cache {cache_dir(DEFAULT_PRESET, args.cache)}")
     model = pretrained(DEFAULT_PRESET, cache=args.cache, retrain=args.retrain, device=args.device)
@@ -118,7 +120,6 @@ def run(args: argparse.Namespace) -> int:
         r = results[method]
         status = "" if method == "linear" else f" ({int(r.converged.sum())}/{len(r)} converged)"
         curves[CURVE_NAMES[method] + status] = r.curve
-    out = Path(args.out)
     path = out / "latent.png"
     ax = plot_latent(
         manifold, labels=model.labels, curves=curves, path=path, resolution=args.resolution,

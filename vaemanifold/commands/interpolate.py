@@ -16,15 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import data
+from .._checks import check_output_folder
 from ..evaluation import interpolation as ip
 from ..evaluation.classifier import KINDS, train_classifier
 from ..evaluation.clustering import as_json
 from ..solvers import SOLVERS
-from ..vae import load, pretrained
+from ..vae import PRESETS, load, pretrained
 from .train import add_threads_argument, set_threads
 from .arguments import at_least, positive_int
 
@@ -71,6 +71,8 @@ def _methods(args: argparse.Namespace) -> dict:
 def _models(args: argparse.Namespace):
     if args.model is not None:
         return [(Path(args.model).stem if Path(args.model).is_file() else Path(args.model).name, load(args.model, "cpu"))]
+    for name in DEFAULT_PRESETS:
+        PRESETS[name].check_data(args.root)
     return [(name, pretrained(name, data_root=args.root, device="cpu", progress=False)) for name in DEFAULT_PRESETS]
 
 
@@ -187,8 +189,7 @@ def run(args: argparse.Namespace) -> int:
     if pairs < 1 or args.frames < 3 or args.strip_frames < 2 or not 0 <= args.show <= args.batch:
         raise ValueError("--pairs must be >= 1, --frames >= 3, --strip-frames >= 2 and 0 <= --show <= --batch")
     methods = _methods(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_output_folder(args.out)
     clock = time.perf_counter()
     models = [run_model(name, model, args, methods, pairs, out) for name, model in _models(args)]
     document = as_json({

@@ -9,6 +9,7 @@ from dataclasses import asdict
 import torch
 
 from .. import data
+from .._checks import check_output_folder
 from ..vae import TrainConfig, VAEConfig, train
 from ..vae.checkpoint import save_run
 from .arguments import positive_int
@@ -65,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
+    check_output_folder(args.out)
     X, y = data.load(args.dataset, "train", classes=args.classes, per_class=args.per_class, root=args.root, seed=args.seed)
     print(f"data: {len(X)} samples of dimension {X.shape[1]} from {data.source(args.dataset, 'train', args.root)}")
     image = args.dataset in data.IMAGE_DATASETS

@@ -69,6 +69,18 @@ class Preset:
     model: dict = field(default_factory=dict)
     description: str = ""
 
+    def check_data(self, root: Optional[Union[str, Path]] = None) -> None:
+        """Raise FileNotFoundError, naming the preset and how to get the data, unless both splits are there.
+
+        Commands call it for every preset they will use before any work (training one preset
+        and then stopping on the next one's missing data wastes minutes).
+        """
+        for split in ("train", "test"):
+            try:
+                data.source(self.dataset, split, root)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(f"preset {self.name!r} needs {error}") from None
+
     def load_data(self, root: Optional[Union[str, Path]] = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The training data, (N, D) and (N,)."""
         return data.load(self.dataset, "train", classes=self.classes, per_class=self.per_class, root=root)
