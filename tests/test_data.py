@@ -103,7 +103,7 @@ def test_torchvision_root_is_read_first(tmp_path, compress):
     np.testing.assert_allclose(X.numpy(), images.reshape(40, -1) / 255.0, rtol=1e-6)
     Xt, _ = data.load("mnist", split="test", root=tmp_path)
     assert Xt.shape == (10, 784)
-    assert str(tmp_path / "MNIST" / "raw") in data.source("mnist", root=tmp_path)
+    assert "IDX files in the folder given as root" in data.source("mnist", root=tmp_path)  # no path of this machine
 
 
 def test_root_without_the_data_warns_and_names_the_source_used(tmp_path):
