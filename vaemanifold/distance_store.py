@@ -26,16 +26,14 @@ from typing import Union
 import numpy as np
 
 from ._checks import check_output_folder
+from ._files import atomic_write
 from .distances import BlockResult, PairBlocks
 
 PathLike = Union[str, os.PathLike]
 
 
 def _write_json(path: Path, document: dict) -> None:
-    """Write JSON atomically (a temporary file, then a rename)."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(document, indent=2) + "\n")
-    os.replace(temporary, path)
+    atomic_write(path, lambda stream: stream.write((json.dumps(document, indent=2) + "\n").encode()))
 
 
 class DistanceStore:

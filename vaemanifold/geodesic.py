@@ -11,7 +11,7 @@ from stochman.curves import BasicCurve
 
 from ._checks import check_choice, check_endpoints
 from .curves import SplineCurve
-from .manifold import DecoderManifold
+from .manifold import DecoderManifold, install_geodesic_entry
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
 
 #: Points of the common dense grid on which every curve is measured.
@@ -219,3 +219,6 @@ def distance(
     check_choice("on_failure", on_failure, FAILURE_POLICIES)
     result = connecting_geodesic(manifold, z0, z1, method=method, **options)
     return _lengths_or_failure(result, on_failure)
+
+
+install_geodesic_entry(connecting_geodesic)

@@ -26,6 +26,17 @@ from torch.func import jvp, vmap
 
 from ._checks import check_points
 
+#: The function behind :meth:`DecoderManifold.connecting_geodesic`:
+#: :func:`vaemanifold.connecting_geodesic`, installed by :mod:`vaemanifold.geodesic` through
+#: :func:`install_geodesic_entry` when the package is imported. The geometry layer thereby
+#: imports nothing from the solver layers above it.
+_GEODESIC_ENTRY: list[Callable] = []
+
+
+def install_geodesic_entry(function: Callable) -> None:
+    """Set the function :meth:`DecoderManifold.connecting_geodesic` delegates to (done by :mod:`vaemanifold.geodesic`)."""
+    _GEODESIC_ENTRY[:] = [function]
+
 DecoderMap = Callable[[torch.Tensor], torch.Tensor]
 CurveLike = Union[torch.Tensor, BasicCurve]
 
@@ -286,9 +297,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         every pair converged; use :func:`vaemanifold.connecting_geodesic` for
         per-pair results.
         """
-        from .geodesic import connecting_geodesic
-
         if method is not None:
             options["method"] = method
-        result = connecting_geodesic(self, p0, p1, init=init_curve, **options)
+        result = _GEODESIC_ENTRY[0](self, p0, p1, init=init_curve, **options)
         return result.curve, bool(result.converged.all())

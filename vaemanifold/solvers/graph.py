@@ -27,6 +27,7 @@ from .._checks import check_points
 from ..curves import SplineCurve
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
+from .registry import SOLVERS, make_solver
 
 #: Graphs kept per manifold (the oldest is dropped first).
 CACHE_SIZE = 4
@@ -170,8 +171,6 @@ class GraphSolver(GeodesicSolver):
         chunk_size: int = 4096,
         cache: bool = True,
     ) -> None:
-        from . import SOLVERS
-
         if points is not None and not isinstance(points, torch.Tensor):
             raise TypeError(f"points must be an (N, d) torch.Tensor, got {type(points).__name__}")
         if points is not None and points.dim() != 2:
@@ -244,8 +243,6 @@ class GraphSolver(GeodesicSolver):
         found = torch.tensor([r is None for r in reasons], dtype=torch.bool)
         if self.refine is None:
             return SolverOutput(curve, found, 0, reasons)
-        from . import make_solver
-
         refined = make_solver(self.refine, **self.refine_options).solve(manifold, z0, z1, init=curve)
         ok = found & refined.converged.cpu()
         for b, r in enumerate(refined.reasons or [None] * B):

@@ -23,6 +23,7 @@ from stochman.curves import BasicCurve
 from ..curves import HermiteCurve
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
+from .registry import SOLVERS, make_solver
 
 
 class GeodesicEquationError(ArithmeticError):
@@ -137,8 +138,6 @@ class ODESolver(GeodesicSolver):
         init_solver: str = "gauss_newton",
         init_options: Optional[dict] = None,
     ) -> None:
-        from . import SOLVERS
-
         if not tol > 0:
             raise ValueError(f"tol must be positive, got {tol}")
         if nodes < 2 or max_nodes < 2:
@@ -152,8 +151,6 @@ class ODESolver(GeodesicSolver):
         self.init_options = dict(init_options or {})
 
     def _initial_curve(self, manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor) -> BasicCurve:
-        from . import make_solver
-
         return make_solver(self.init_solver, **self.init_options).solve(manifold, z0, z1).curve
 
     def solve(

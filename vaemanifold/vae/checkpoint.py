@@ -14,24 +14,18 @@ of ``vaemanifold train --out``).
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional, Union
+from typing import Optional, Union
 
 import torch
 
-from .model import VAE, VAEConfig
-
-if TYPE_CHECKING:
-    from .training import TrainingHistory
-
-FORMAT = "vaemanifold.vae"
-VERSION = 1
-#: File name of the model inside a model folder.
-MODEL_FILE = "model.pt"
+from ..device import default_device
+from ..plotting import plot_history
+from .model import CHECKPOINT_FORMAT as FORMAT
+from .model import CHECKPOINT_VERSION as VERSION
+from .model import MODEL_FILE, VAE, VAEConfig
+from .training import TrainingHistory
 
 PathLike = Union[str, Path]
 
@@ -40,31 +34,13 @@ class CheckpointError(ValueError):
     """A file that is not a readable vaemanifold checkpoint."""
 
 
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], object]) -> None:
-    """Write ``path`` through a temporary file in the same folder and ``os.replace``.
-
-    Readers see the old file or the complete new one, never a partial write.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def _model_file(path: PathLike) -> Path:
     path = Path(path)
     return path / MODEL_FILE if path.is_dir() else path
 
 
 def save(model: VAE, path: PathLike, metadata: Optional[dict] = None) -> Path:
-    """Write ``model`` to ``path`` atomically.
+    """Write ``model`` to ``path`` atomically (:meth:`VAE.save <vaemanifold.vae.model.VAE.save>`).
 
     ``path`` is a file, or a folder (an existing one, or a name without a
     suffix) that gets ``model.pt``.
@@ -77,18 +53,7 @@ def save(model: VAE, path: PathLike, metadata: Optional[dict] = None) -> Path:
     """
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a vaemanifold VAE, got {type(model).__name__}")
-    path = Path(path)
-    if path.is_dir() or path.suffix == "":
-        path = path / MODEL_FILE
-    payload = {
-        "format": FORMAT,
-        "version": VERSION,
-        "config": model.config.to_dict(),
-        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-        "metadata": dict(metadata or {}),
-    }
-    atomic_write(path, lambda stream: torch.save(payload, stream))
-    return path
+    return model.save(path, dict(metadata or {}))
 
 
 def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> VAE:
@@ -106,8 +71,6 @@ def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> V
         CheckpointError: (a ValueError) truncated, corrupted, or not a
             vaemanifold checkpoint, or written by a newer version.
     """
-    from ..device import default_device
-
     file = _model_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"no checkpoint at {file}" + (f" (looked for {MODEL_FILE} in the folder {path})" if file != Path(path) else ""))
@@ -139,11 +102,9 @@ def load(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> V
     return model.to(default_device(str(device) if device is not None else None)).eval()
 
 
-def save_run(model: VAE, history: "TrainingHistory", folder: PathLike) -> Path:
+def save_run(model: VAE, history: TrainingHistory, folder: PathLike) -> Path:
     """Write ``model.pt``, ``history.json`` and ``history.png`` into ``folder``; returns the model file."""
     import matplotlib.pyplot as plt
-
-    from ..plotting import plot_history
 
     folder = Path(folder)
     path = save(model, folder / MODEL_FILE, model.metadata)

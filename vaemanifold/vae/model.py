@@ -27,8 +27,15 @@ import torch
 from torch import nn
 
 from .._checks import check_choice
+from .._files import atomic_write
 from ..manifold import DecoderManifold
 from .rbf import RBFPrecision
+
+#: Checkpoints: ``torch.save`` of ``{"format", "version", "config", "state_dict", "metadata"}``.
+CHECKPOINT_FORMAT = "vaemanifold.vae"
+CHECKPOINT_VERSION = 1
+#: File name of the model inside a model folder.
+MODEL_FILE = "model.pt"
 
 #: Smooth hidden activations (the expected metric's geodesic equation needs second derivatives).
 ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "silu": nn.SiLU}
@@ -195,10 +202,20 @@ class VAE(nn.Module):
 
     # ----------------------------------------------------------------- files
     def save(self, path: Union[str, Path], metadata: Optional[dict] = None) -> Path:
-        """Write a checkpoint (see :mod:`vaemanifold.vae.checkpoint`); returns the file written.
+        """Write a checkpoint atomically (read by :func:`vaemanifold.vae.checkpoint.load`); returns the file written.
 
-        ``metadata`` defaults to ``self.metadata``.
+        ``path`` is a file, or a folder (an existing one, or a name without a suffix) that gets
+        ``model.pt``. ``metadata`` defaults to ``self.metadata``.
         """
-        from .checkpoint import save
-
-        return save(self, path, self.metadata if metadata is None else metadata)
+        path = Path(path)
+        if path.is_dir() or path.suffix == "":
+            path = path / MODEL_FILE
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "config": self.config.to_dict(),
+            "state_dict": {key: value.detach().cpu() for key, value in self.state_dict().items()},
+            "metadata": dict(self.metadata if metadata is None else metadata),
+        }
+        atomic_write(path, lambda stream: torch.save(payload, stream))
+        return path

@@ -46,6 +46,7 @@ from typing import Optional, Union
 
 import torch
 
+from .._files import atomic_write
 from ..device import default_device
 from ..progress import progress
 from .calibration import fit_precision
@@ -114,8 +115,6 @@ class TrainingHistory:
 
     def save(self, path: Union[str, Path]) -> Path:
         """Write the history as JSON (atomically) and return the path."""
-        from .checkpoint import atomic_write
-
         path = Path(path)
         atomic_write(path, lambda handle: handle.write(json.dumps(self.to_dict(), indent=1).encode()))
         return path
