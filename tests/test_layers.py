@@ -50,3 +50,13 @@ def test_no_import_cycles():
         (a, b) for a in graph for b in graph[a] if a in reachable(b) and not b.startswith(a + ".")
     )
     assert not cycles, "import cycles: " + "; ".join(f"{a} -> {b}" for a, b in cycles)
+
+
+def test_the_markdown_table_writer_escapes_cells_and_checks_row_lengths():
+    import pytest
+
+    from vaemanifold.evaluation.tables import markdown_table
+
+    assert markdown_table(("a", "b"), [(1, "x|y")]) == ["| a | b |", "|---|---|", "| 1 | x\\|y |"]
+    with pytest.raises(ValueError, match="a row has 1 cells, the header 2"):
+        markdown_table(("a", "b"), [(1,)])

