@@ -8,7 +8,7 @@ import torch
 import vaemanifold as vm
 from vaemanifold import data
 from vaemanifold.cli import main
-from vaemanifold.vae import PRESETS, RBFPrecision, TrainConfig, VAEConfig, cache_dir, pretrained, sigma_ratio, train
+from vaemanifold.vae import PRESETS, VAE, RBFPrecision, TrainConfig, VAEConfig, cache_dir, pretrained, sigma_ratio, train
 from vaemanifold.vae.presets import Preset
 
 TINY = dict(hidden=(32,), num_centers=8)
@@ -205,3 +205,30 @@ def test_heat_map_grid_orientation_and_figure(trained, tmp_path):
     assert (tmp_path / "latent.png").stat().st_size > 1000 and ax.magnification_seconds >= 0
     with pytest.raises(ValueError, match="2-D latent"):
         magnification_grid(vm.DecoderManifold(torch.nn.Linear(3, 4)), extent)
+
+
+def test_the_convolutional_decoder_and_its_metric():
+    config = VAEConfig(data_dim=784, latent_dim=3, decoder="conv", activation="silu", num_centers=4)
+    model = VAE(config).double()
+    z = torch.randn(2, 5, 3, dtype=torch.float64)
+    assert model.decoder_mean(z).shape == (2, 5, 784)  # any leading batch shape
+    model.variance_fitted.fill_(True)
+    model.latents = torch.randn(8, 3, dtype=torch.float64)
+    M = model.manifold()
+    point = torch.randn(1, 3, dtype=torch.float64)
+    J_mu = torch.autograd.functional.jacobian(lambda p: model.decoder_mean(p), point[0])
+    J_sigma = torch.autograd.functional.jacobian(lambda p: model.variance(p), point[0])
+    torch.testing.assert_close(M.metric(point)[0], J_mu.T @ J_mu + J_sigma.T @ J_sigma)
+    with pytest.raises(ValueError, match="side divisible by 4"):
+        VAEConfig(data_dim=100 * 7, decoder="conv")
+    with pytest.raises(ValueError, match="unknown decoder"):
+        VAEConfig(data_dim=784, decoder="transformer")
+
+
+def test_the_convolutional_presets_are_registered_beside_the_benchmark_ones():
+    from vaemanifold.vae.presets import BENCHMARK_PRESETS
+
+    conv = {name for name in PRESETS if "-conv-" in name}
+    assert conv == {f"{data}-conv-{d}d" for data in ("mnist", "fashion") for d in (2, 8, 32)}
+    assert all(PRESETS[name].model["decoder"] == "conv" for name in conv)
+    assert set(BENCHMARK_PRESETS) == {"mnist-2d", "mnist-8d", "fashion-2d"}

@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="DIR",
         help="a saved model (folder with model.pt, or the file); repeat for several "
-        "(default: the presets, trained once or read from their cache)",
+        "(default: the presets mnist-2d, mnist-8d and fashion-2d, trained once or read from their cache)",
     )
     source.add_argument(
         "--analytic",
@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--no-ladders", action="store_true", help="skip the time-to-quality ladders")
     parser.add_argument("--no-reference", action="store_true", help="skip the long-budget reference runs")
+    parser.add_argument(
+        "--reference-steps",
+        type=positive_int,
+        default=None,
+        help=f"run only the first N steps of the reference chain ({' then '.join(n for n, _ in bm.REFERENCE_STEPS)}; "
+        "1 skips the ODE step, which costs hours at d = 32)",
+    )
 
 
 def _budgets(args: argparse.Namespace) -> dict[str, dict]:
@@ -81,6 +88,7 @@ def _problems(args: argparse.Namespace) -> list[pb.Problem]:
     if args.analytic:
         return pb.analytic_problems(args.pairs or (QUICK_PAIRS if args.quick else ANALYTIC_PAIRS), args.seed)
     from ..vae import PRESETS, load, pretrained
+    from ..vae.presets import BENCHMARK_PRESETS
 
     pairs = args.pairs or (QUICK_PAIRS if args.quick else MODEL_PAIRS)
     if args.model:
@@ -89,9 +97,9 @@ def _problems(args: argparse.Namespace) -> list[pb.Problem]:
             model = load(path)
             models.append((model.metadata.get("preset") or Path(path).resolve().name, model))
     else:
-        for preset in PRESETS.values():
-            preset.check_data(args.root)
-        models = [(name, pretrained(name, data_root=args.root)) for name in PRESETS]
+        for name in BENCHMARK_PRESETS:
+            PRESETS[name].check_data(args.root)
+        models = [(name, pretrained(name, data_root=args.root)) for name in BENCHMARK_PRESETS]
     return [pb.model_problem(model, name, pairs, args.seed, args.root) for name, model in models]
 
 
@@ -116,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     budgets = _budgets(args)
     ladders = {} if args.no_ladders else (bm.QUICK_LADDERS if args.quick else bm.LADDERS)
     ladders = {k: v for k, v in ladders.items() if k in budgets}
-    reference = () if args.no_reference or args.quick else bm.REFERENCE_STEPS
+    reference = () if args.no_reference or args.quick else bm.REFERENCE_STEPS[: args.reference_steps]
     out = check_output_folder(args.out)
     problems = _problems(args)
     settings = report.settings(

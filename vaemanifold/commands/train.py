@@ -11,6 +11,7 @@ import torch
 from .. import data
 from .._checks import check_output_folder
 from ..vae import TrainConfig, VAEConfig, train
+from ..vae.model import DECODERS
 from ..vae.checkpoint import save_run
 from .arguments import positive_int
 
@@ -50,6 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latent-dim", type=positive_int, default=2)
     parser.add_argument("--hidden", type=int_list, default=(256, 128), help="encoder widths (default 256,128)")
     parser.add_argument("--activation", default="tanh", choices=("tanh", "softplus", "silu"))
+    parser.add_argument(
+        "--decoder", default="mlp", choices=DECODERS,
+        help="decoder mean: 'mlp' (the encoder mirrored) or 'conv' (transposed convolutions, square images)",
+    )
     parser.add_argument("--centers", type=positive_int, default=64, help="RBF centres of the variance network (default 64)")
     parser.add_argument("--bandwidth", type=float, default=1.0, help="RBF bandwidth scale a (default 1.0)")
     parser.add_argument("--epochs", type=positive_int, default=60, help="phase-1 epochs (default 60)")
@@ -73,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     config = VAEConfig(
         data_dim=X.shape[1], latent_dim=args.latent_dim, hidden=args.hidden, activation=args.activation,
         output="sigmoid" if image else "identity", num_centers=args.centers, bandwidth_scale=args.bandwidth,
+        decoder=args.decoder,
     )
     schedule = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, noise_std=args.noise_std, seed=args.seed

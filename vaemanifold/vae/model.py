@@ -41,6 +41,10 @@ MODEL_FILE = "model.pt"
 ACTIVATIONS = {"tanh": nn.Tanh, "softplus": nn.Softplus, "silu": nn.SiLU}
 #: Output maps of the decoder mean, 'sigmoid' for data in [0, 1] (images) and 'identity' otherwise.
 OUTPUTS = ("sigmoid", "identity")
+#: Decoder means: an MLP mirroring the encoder, or transposed convolutions for square images.
+DECODERS = ("mlp", "conv")
+#: Channels of the convolutional decoder at a quarter and half of the image side.
+CONV_CHANNELS = (32, 16)
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -59,6 +63,8 @@ class VAEConfig:
             wider RBFs, so sigma starts to rise farther from the data.
         zeta: precision floor; far from the data sigma -> zeta^(-1/2).
         init_std: starting value of the phase-1 global standard deviation.
+        decoder: 'mlp' (the encoder's widths reversed) or 'conv' (:class:`ConvDecoder`,
+            for square one-channel images whose side is a multiple of 4).
     """
 
     data_dim: int
@@ -70,11 +76,16 @@ class VAEConfig:
     bandwidth_scale: float = 1.0
     zeta: float = 1e-2
     init_std: float = 0.2
+    decoder: str = "mlp"
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
         check_choice("activation", self.activation, ACTIVATIONS)
         check_choice("output", self.output, OUTPUTS)
+        check_choice("decoder", self.decoder, DECODERS)
+        side = round(self.data_dim**0.5)
+        if self.decoder == "conv" and (side * side != self.data_dim or side % 4):
+            raise ValueError(f"the 'conv' decoder needs square images with a side divisible by 4; data_dim={self.data_dim}")
         if self.data_dim < 1 or self.latent_dim < 1 or any(h < 1 for h in self.hidden):
             raise ValueError(f"data_dim, latent_dim and hidden widths must be >= 1: {self}")
         if self.bandwidth_scale <= 0 or self.zeta <= 0 or self.init_std <= 0:
@@ -98,6 +109,28 @@ def mlp(sizes: Sequence[int], activation: str, output: Optional[nn.Module] = Non
     return nn.Sequential(*layers)
 
 
+class ConvDecoder(nn.Module):
+    """A decoder mean for square one-channel images: (..., d) -> (..., side * side).
+
+    A linear map to CONV_CHANNELS[0] maps of side / 4, then two stride-2 transposed
+    convolutions (kernel 4) up to the full side, with smooth activations between them.
+    """
+
+    def __init__(self, latent_dim: int, side: int, activation: str, output: Optional[nn.Module]) -> None:
+        super().__init__()
+        wide, narrow = CONV_CHANNELS
+        quarter = side // 4
+        act = ACTIVATIONS[activation]
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, wide * quarter * quarter), act(), nn.Unflatten(-1, (wide, quarter, quarter)),
+            nn.ConvTranspose2d(wide, narrow, 4, 2, 1), act(), nn.ConvTranspose2d(narrow, 1, 4, 2, 1),
+            *([output] if output is not None else []), nn.Flatten(-3),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], -1)
+
+
 class VAE(nn.Module):
     """Gaussian VAE with an RBF precision network (see the module docstring).
 
@@ -113,7 +146,10 @@ class VAE(nn.Module):
         d, D = config.latent_dim, config.data_dim
         self.encoder = mlp((D, *config.hidden, 2 * d), config.activation)
         out = nn.Sigmoid() if config.output == "sigmoid" else None
-        self.decoder_mean = mlp((d, *reversed(config.hidden), D), config.activation, out)
+        if config.decoder == "conv":
+            self.decoder_mean = ConvDecoder(d, round(D**0.5), config.activation, out)
+        else:
+            self.decoder_mean = mlp((d, *reversed(config.hidden), D), config.activation, out)
         self.log_std = nn.Parameter(torch.tensor(math.log(config.init_std)))
         self.variance = RBFPrecision(d, D, config.num_centers, config.zeta)
         self.register_buffer("latents", torch.zeros(0, d))
