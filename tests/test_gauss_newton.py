@@ -179,3 +179,22 @@ def test_a_curve_its_nodes_do_not_resolve_is_not_reported_converged():
     assert result.length.item() > 10 * analytic.great_circle_distance(z0, z1).item()
     assert not bool(result.converged[0])
     assert "do not resolve it" in result.reasons[0]
+
+
+def test_a_pair_whose_step_is_not_finite_stops_with_that_reason_and_the_others_go_on():
+    from vaemanifold.solvers.gauss_newton import _node_points, _node_step, line_points
+    from vaemanifold.solvers.least_squares import gauss_newton_descent
+
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(2, seed=3)
+    t = torch.linspace(0, 1, 17, dtype=D64)
+    start = line_points(z0, z1, t)[:, 1:-1].reshape(2, -1)
+
+    def singular_for_pair_1(params, index, system, reach):
+        delta, slope, curvature = _node_step(params, index, system, reach)
+        delta = torch.where((index == 1).unsqueeze(1), torch.full_like(delta, float("nan")), delta)
+        return delta, slope, curvature
+
+    result = gauss_newton_descent(M, start, _node_points(z0, z1, 16), singular_for_pair_1, 5e-4, 50)
+    assert bool(result.converged[0]) and result.reasons[0] is None
+    assert not bool(result.converged[1]) and "step was not finite" in result.reasons[1]

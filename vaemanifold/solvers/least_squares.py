@@ -254,17 +254,18 @@ def gauss_newton_descent(
         reasons[b] = "the decoder returned non-finite values (or Jacobians) on the initial curve"
     converged |= finite & (value == 0)  # S >= 0: a constant curve (z0 = z1) is already the minimum
     active = everyone[finite & ~converged]
-    nonfinite_step = torch.zeros(B, dtype=torch.bool, device=params.device)
     taken = 0
     while len(active) and taken < iterations:
         taken += 1
+        delta, slope, curvature = step(params[active], active, system.take(active), reach[active])
+        finite_step = torch.isfinite(delta).all(dim=1) & torch.isfinite(slope) & torch.isfinite(curvature)
+        if not finite_step.all():  # a singular system: its step would not change, so the pair stops here
+            for b in active[~finite_step].tolist():
+                reasons[b] = "Gauss-Newton stopped: the step was not finite (a singular system)"
+            active, delta, slope, curvature = (x[finite_step] for x in (active, delta, slope, curvature))
+            if not len(active):
+                break
         length = reach[active]
-        delta, slope, curvature = step(params[active], active, system.take(active), length)
-        bad_step = ~(torch.isfinite(delta).all(dim=1) & torch.isfinite(slope) & torch.isfinite(curvature))
-        nonfinite_step[active] = bad_step
-        if bad_step.any():  # a singular system: the pair stays put, which rejects the step and shortens its reach
-            delta, slope, curvature = (torch.where(bad_step.view(-1, *[1] * (x.dim() - 1)), torch.zeros_like(x), x)
-                                       for x in (delta, slope, curvature))
         predicted = 2 * slope - curvature
         old = value[active]
         trial = params[active] + delta
@@ -290,19 +291,18 @@ def gauss_newton_descent(
         change = torch.where(ok, actual, torch.zeros_like(actual)) / scale
         last_change[active] = torch.where(ok, change, last_change[active])
         model_small = torch.isfinite(predicted) & (predicted <= tol * scale)
-        done = full & model_small & (change <= tol) & ~bad_step
+        done = full & model_small & (change <= tol)
         accepted = active[ok]
         params[accepted] = trial[ok]
         value[accepted] = new_value[ok]
         converged[active[done]] = True
         stalled = ~done & (reach[active] < MIN_REACH)
         for b in active[stalled].tolist():
-            if nonfinite_trial[b]:
-                cause = "the decoder returned non-finite values on the trial curve"
-            elif nonfinite_step[b]:
-                cause = "the Gauss-Newton step was not finite (a singular system)"
-            else:
-                cause = "no step decreased the energy"
+            cause = (
+                "the decoder returned non-finite values on the trial curve"
+                if nonfinite_trial[b]
+                else "no step decreased the energy"
+            )
             reasons[b] = f"Gauss-Newton stalled: {cause}, down to {MIN_REACH:g} of the Gauss-Newton step ({_last(last_change[b])})"
         refresh = ok & ~done & ~stalled
         if refresh.any():
