@@ -116,8 +116,9 @@ class DistanceStore:
 
     def finish(self, summary: dict) -> dict:
         """Write ``run.json`` (settings, ``summary``, failures) once every block is saved; returns it."""
-        if self.pending():
-            raise RuntimeError(f"{len(self.pending())} of {len(self.blocks)} blocks are not saved yet")
+        pending = self.pending()
+        if pending:
+            raise RuntimeError(f"{len(pending)} of {len(self.blocks)} blocks are not saved yet")
         failures = self.failures()
         document = {"settings": self.settings, **summary, "failures": len(failures), "failed_pairs": failures}
         _write_json(self.folder / "run.json", document)

@@ -169,10 +169,7 @@ def connecting_geodesic(
             if bool(torch.isfinite(points[b]).all())
             else "the curve is not finite"
         )
-        if reasons[b] is None:
-            reasons[b] = cause
-        elif "non-finite" not in reasons[b]:
-            reasons[b] = f"{cause} ({reasons[b]})"
+        reasons[b] = cause if reasons[b] is None else f"{cause} ({reasons[b]})"
     return GeodesicResult(
         curve=out.curve,
         length=length,

@@ -21,6 +21,7 @@ import torch
 from .. import analytic
 from ..distance_store import DistanceStore
 from ..distances import BATCHES_PER_BLOCK, block_results
+from ..geodesic import _dtype_of
 from ..manifold import DecoderManifold
 from ..solvers import DEFAULT_METHOD, SOLVERS, make_solver
 from .arguments import at_least, positive_int
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     manifold, pool, source = _source(args)
     Z, chosen = _codes(args, manifold, pool)
-    Z = Z.to(next(iter(manifold.parameters()), torch.zeros((), dtype=torch.float64)).dtype)
+    Z = Z.to(_dtype_of(manifold, torch.float64))  # the decoder's dtype; float64 for a plain function
     manifold.check_points(Z, "codes")
     block_size = args.block_size or BATCHES_PER_BLOCK * args.batch_size
     settings = {**source, **chosen, "method": args.method, "batch_size": args.batch_size}

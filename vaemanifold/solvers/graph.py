@@ -215,15 +215,11 @@ class GraphSolver(GeodesicSolver):
         samples = np.empty((B, len(fit_t), z0.shape[1]))
         nodes = torch.cat([P, z0, z1]).detach().to("cpu", torch.float64).numpy()
         reasons: list[Optional[str]] = []
+        dropped = int(np.isinf(graph.weights).sum()) // 2
+        cut = f"; {dropped} of its edges were dropped because the decoder returned non-finite values on them" if dropped else ""
         for b in range(B):
             target = N + B + b
             if not np.isfinite(dist[b, target]):
-                dropped = int(np.isinf(graph.weights).sum()) // 2
-                cut = (
-                    f"; {dropped} of its edges were dropped because the decoder returned non-finite values on them"
-                    if dropped
-                    else ""
-                )
                 reasons.append(
                     f"no path from z0 to z1 in the {self.k}-NN graph ({graph.components} connected "
                     f"components over its points{cut}): increase k or add points"
