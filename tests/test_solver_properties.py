@@ -10,9 +10,12 @@ import torch
 import vaemanifold as vm
 from vaemanifold import analytic
 
+from fitted_networks import solver_options
+
 SOLVER_NAMES = sorted(vm.SOLVERS)
-#: Options per solver on the sphere (the graph solver needs chart points and more neighbours there).
-OPTIONS = {"graph": {"k": 24}}
+#: Options per solver on the sphere (the graph solver needs chart points and more neighbours there;
+#: the amortized solver's short-fit network is within about 1% there, so its check allows 5%).
+OPTIONS = {"graph": {"k": 24}, "amortized": {"tol": 0.05}}
 #: Relative length agreement between float32 and float64 runs (default 1e-3). The graph solver's
 #: path through grid points may switch between near-equal paths under float32 rounding.
 DTYPE_RTOL = {"graph": 2e-2}
@@ -26,9 +29,9 @@ def sphere() -> vm.DecoderManifold:
 def test_a_pair_alone_equals_the_pair_in_a_batch(name):
     M = sphere()
     z0, z1 = analytic.sphere_pairs(5, seed=11)
-    batch = vm.connecting_geodesic(M, z0, z1, method=name, **OPTIONS.get(name, {}))
+    batch = vm.connecting_geodesic(M, z0, z1, method=name, **solver_options(name, OPTIONS))
     for b in (0, 3):
-        alone = vm.connecting_geodesic(M, z0[b : b + 1], z1[b : b + 1], method=name, **OPTIONS.get(name, {}))
+        alone = vm.connecting_geodesic(M, z0[b : b + 1], z1[b : b + 1], method=name, **solver_options(name, OPTIONS))
         torch.testing.assert_close(alone.length[0], batch.length[b], rtol=1e-5, atol=0)
         assert bool(alone.converged[0]) == bool(batch.converged[b])
 
@@ -39,7 +42,7 @@ def test_float32_and_float64_endpoints(name):
     results = {}
     for dtype in (torch.float32, torch.float64):
         M = sphere().to(dtype)
-        result = vm.connecting_geodesic(M, z0.to(dtype), z1.to(dtype), method=name, **OPTIONS.get(name, {}))
+        result = vm.connecting_geodesic(M, z0.to(dtype), z1.to(dtype), method=name, **solver_options(name, OPTIONS))
         assert result.length.dtype == dtype and result.curve(torch.linspace(0, 1, 5, dtype=dtype)).dtype == dtype
         assert result.converged.all(), (dtype, result.reasons)
         results[dtype] = result.length.double()
@@ -51,7 +54,7 @@ def test_float32_and_float64_endpoints(name):
 @pytest.mark.parametrize("name", SOLVER_NAMES)
 def test_no_pairs_give_an_empty_result(name):
     empty = torch.zeros(0, 2, dtype=torch.float64)
-    result = vm.connecting_geodesic(sphere(), empty, empty.clone(), method=name, **OPTIONS.get(name, {}))
+    result = vm.connecting_geodesic(sphere(), empty, empty.clone(), method=name, **solver_options(name, OPTIONS))
     assert len(result) == 0 and result.length.shape == (0,) and result.converged.shape == (0,)
 
 
@@ -59,7 +62,7 @@ def test_no_pairs_give_an_empty_result(name):
 def test_a_zero_length_pair_has_length_zero_and_converges(name):
     z0, z1 = analytic.sphere_pairs(2, seed=13)
     z1 = torch.stack([z1[0], z0[1]])  # the second pair joins a point to itself
-    result = vm.connecting_geodesic(sphere(), z0, z1, method=name, **OPTIONS.get(name, {}))
+    result = vm.connecting_geodesic(sphere(), z0, z1, method=name, **solver_options(name, OPTIONS))
     assert result.length[1].item() == pytest.approx(0.0, abs=1e-9)
     assert bool(result.converged[1]), result.reasons[1]
 
@@ -68,7 +71,7 @@ def test_a_zero_length_pair_has_length_zero_and_converges(name):
 def test_the_inputs_are_left_unchanged(name):
     z0, z1 = analytic.sphere_pairs(2, seed=14)
     before = z0.clone(), z1.clone()
-    vm.connecting_geodesic(sphere(), z0, z1, method=name, **OPTIONS.get(name, {}))
+    vm.connecting_geodesic(sphere(), z0, z1, method=name, **solver_options(name, OPTIONS))
     assert torch.equal(z0, before[0]) and torch.equal(z1, before[1])
 
 
@@ -84,7 +87,7 @@ def test_a_decoder_that_returns_nan_is_flagged_with_that_reason(name):
     M = vm.DecoderManifold(holed_sphere, latents=analytic.sphere_grid(), latent_dim=2)
     z0 = torch.tensor([[1.2, -0.5], [1.2, 1.0]], dtype=torch.float64)
     z1 = torch.tensor([[1.6, 1.5], [1.6, 1.3]], dtype=torch.float64)  # the first pair must cross the hole
-    result = vm.connecting_geodesic(M, z0, z1, method=name, **OPTIONS.get(name, {}))
+    result = vm.connecting_geodesic(M, z0, z1, method=name, **solver_options(name, OPTIONS))
     assert not bool(result.converged[0])
     assert any(word in result.reasons[0].lower() for word in ("nan", "non-finite", "not finite")), result.reasons[0]
     assert bool(result.converged[1]), result.reasons[1]

@@ -11,6 +11,8 @@ import vaemanifold as vm
 from vaemanifold import analytic
 from vaemanifold.solvers import GeodesicSolver, SolverOutput
 
+from fitted_networks import LINEAR_MAP, linear_network, mlp_network, solver_options
+
 D64 = torch.float64
 #: Relative length tolerance against the truth, per solver (default 1%). The graph
 #: solver's paths are polylines through grid points smoothed by a spline: a few %.
@@ -36,7 +38,9 @@ def sphere_results():
     M = sphere_with_latents()
     z0, z1 = analytic.sphere_pairs(4, seed=1)
     truth = analytic.great_circle_distance(z0, z1)
-    results = {name: vm.connecting_geodesic(M, z0, z1, method=name, **OPTIONS.get(name, {})) for name in SOLVER_NAMES}
+    results = {
+        name: vm.connecting_geodesic(M, z0, z1, method=name, **solver_options(name, OPTIONS)) for name in SOLVER_NAMES
+    }
     return results, truth, (z0, z1)
 
 
@@ -69,11 +73,11 @@ def test_result_contract(sphere_results, name):
 
 @pytest.mark.parametrize("name", sorted(set(SOLVER_NAMES) - {"graph"}))
 def test_linear_decoder_geodesics_are_lines(name):
-    A = torch.tensor([[2.0, 0.5], [0.0, 1.0], [1.0, -1.0]], dtype=D64)
+    A = torch.tensor(LINEAR_MAP, dtype=D64)
     M = analytic.linear_manifold(A)
     z0 = torch.tensor([[0.0, 0.0], [1.0, -2.0]], dtype=D64)
     z1 = torch.tensor([[1.0, 1.0], [-0.5, 0.3]], dtype=D64)
-    result = vm.connecting_geodesic(M, z0, z1, method=name)
+    result = vm.connecting_geodesic(M, z0, z1, method=name, **solver_options(name, {}, linear_network))
     truth = ((z1 - z0) @ A.T).norm(dim=-1)
     torch.testing.assert_close(result.length, truth, rtol=1e-3, atol=0)
 
@@ -85,7 +89,7 @@ def test_no_solver_is_longer_than_the_line_on_a_curved_decoder(name):
     M.latents = torch.randn(600, 2, generator=g, dtype=D64) * 1.5
     z0, z1 = torch.randn(3, 2, generator=g, dtype=D64), torch.randn(3, 2, generator=g, dtype=D64)
     line = vm.connecting_geodesic(M, z0, z1, method="linear").length
-    result = vm.connecting_geodesic(M, z0, z1, method=name)
+    result = vm.connecting_geodesic(M, z0, z1, method=name, **solver_options(name, {}, mlp_network))
     assert (result.length <= line * (1 + LINE_SLACK.get(name, 0.005))).all(), (result.length / line).tolist()
 
 
@@ -133,10 +137,11 @@ def test_unconverged_solvers_say_so_and_distance_policies():
 @pytest.mark.parametrize("name", SOLVER_NAMES)
 def test_zero_pairs_give_an_empty_result(name):
     M = sphere_with_latents()
-    result = vm.connecting_geodesic(M, torch.zeros(0, 2, dtype=D64), torch.zeros(0, 2, dtype=D64), method=name)
+    empty, options = torch.zeros(0, 2, dtype=D64), solver_options(name, OPTIONS)
+    result = vm.connecting_geodesic(M, empty, empty.clone(), method=name, **options)
     assert len(result) == 0 and result.length.shape == result.converged.shape == (0,) and result.reasons == []
     assert "pairs=0" in repr(result)
-    assert vm.distance(M, torch.zeros(0, 2, dtype=D64), torch.zeros(0, 2, dtype=D64), method=name).shape == (0,)
+    assert vm.distance(M, empty, empty.clone(), method=name, **options).shape == (0,)
 
 
 def test_endpoints_take_the_decoders_dtype():

@@ -7,6 +7,7 @@
     model = vm.load("runs/models/mnist-2d")            # a trained VAE; model.manifold()
 """
 
+from .amortized import GeodesicNetwork
 from .curves import NeuralCurve, SplineCurve
 from .distances import distance_matrix
 from .geodesic import GeodesicResult, connecting_geodesic, distance
@@ -20,6 +21,7 @@ __all__ = [
     "DEFAULT_METHOD",
     "SOLVERS",
     "DecoderManifold",
+    "GeodesicNetwork",
     "GeodesicResult",
     "GeodesicSolver",
     "NeuralCurve",

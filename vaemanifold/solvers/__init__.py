@@ -7,6 +7,7 @@ Register your own with :func:`register`.
 
 from __future__ import annotations
 
+from .amortized import AmortizedSolver
 from .base import GeodesicSolver, SolverOutput
 from .gauss_newton import GaussNewtonSolver
 from .graph import GraphSolver
@@ -16,7 +17,7 @@ from .ode import ODESolver
 from .registry import DEFAULT_METHOD, SOLVERS, make_solver, register
 from .spline import SplineSolver
 
-for _cls in (LinearSolver, GaussNewtonSolver, NeuralSolver, SplineSolver, ODESolver, GraphSolver):
+for _cls in (LinearSolver, GaussNewtonSolver, NeuralSolver, SplineSolver, ODESolver, GraphSolver, AmortizedSolver):
     register(_cls)
 
 __all__ = ["DEFAULT_METHOD", "SOLVERS", "GeodesicSolver", "SolverOutput", "make_solver", "register"]

@@ -1,0 +1,141 @@
+"""The amortised geodesic network: exact ends, symmetry, exact velocities, what it learns, files, refusals."""
+
+import pytest
+import torch
+
+import vaemanifold as vm
+from vaemanifold import analytic
+from vaemanifold.amortized import NetworkError
+
+from fitted_networks import sphere_network
+
+
+def random_network(d: int = 2, seed: int = 0) -> vm.GeodesicNetwork:
+    """A network whose curves are far from straight lines (its last layer is not zero)."""
+    torch.manual_seed(seed)
+    net = vm.GeodesicNetwork(d, hidden=(16, 16), modes=6).double()
+    torch.nn.init.normal_(net.layers[-1].weight, std=0.5)
+    return net
+
+
+def test_the_ends_are_exact_and_the_curve_from_z1_is_the_reverse():
+    net = random_network()
+    z0, z1 = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    t = torch.linspace(0, 1, 9, dtype=torch.float64)
+    forward, backward = net.curve(z0, z1)(t), net.curve(z1, z0)(t)
+    assert torch.equal(forward[:, 0], z0) or torch.allclose(forward[:, 0], z0, rtol=0, atol=1e-15)
+    torch.testing.assert_close(forward[:, -1], z1, rtol=0, atol=1e-14)
+    torch.testing.assert_close(forward, backward.flip(1), rtol=0, atol=1e-12)
+    assert (forward - (1 - t.view(1, -1, 1)) * z0.unsqueeze(1) - t.view(1, -1, 1) * z1.unsqueeze(1)).abs().max() > 0.1
+
+
+def test_velocities_are_the_derivative_of_the_points():
+    net = random_network()
+    z0, z1 = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+    t = torch.rand(3, 7, dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda s: net.points(s, z0, z1).sum(dim=(0, 1)), t)  # (d, B, N)
+    torch.testing.assert_close(net.curve(z0, z1).deriv(t), jac.permute(1, 2, 0))
+
+
+def test_a_pair_with_equal_ends_is_the_constant_curve():
+    net = random_network()
+    z = torch.randn(2, 2, dtype=torch.float64)
+    points = net.curve(z, z)(torch.linspace(0, 1, 5, dtype=torch.float64))
+    torch.testing.assert_close(points, z.unsqueeze(1).expand_as(points), rtol=0, atol=0)
+
+
+def test_on_a_linear_decoder_the_network_learns_the_straight_line():
+    A = torch.tensor([[2.0, 0.3], [0.0, 0.5], [1.0, -1.0]], dtype=torch.float64)
+    M = analytic.linear_manifold(A)
+    generator = torch.Generator().manual_seed(0)
+    codes, z0, z1 = torch.randn(3, 200, 2, dtype=torch.float64, generator=generator)[:, :, :].unbind(0)
+    z0, z1 = z0[:8], z1[:8]  # held out: not among the fitted pairs' ends
+    t = torch.linspace(0, 1, 33, dtype=torch.float64)
+    line = (1 - t.view(1, -1, 1)) * z0.unsqueeze(1) + t.view(1, -1, 1) * z1.unsqueeze(1)
+
+    def deviation(net: vm.GeodesicNetwork) -> torch.Tensor:
+        """(8,) largest distance of each curve from its straight line (the codes have unit spread)."""
+        with torch.no_grad():
+            return (net.curve(z0, z1)(t) - line).norm(dim=-1).max(dim=1).values
+
+    start = random_network()
+    before = deviation(start)
+    assert before.min() > 0.1
+    net = vm.GeodesicNetwork.fit(M, codes, network=start, seconds=60, distill=512, distill_steps=4000, show_progress=False)
+    assert (deviation(net) < before / 10).all()
+    result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
+    excess = result.length / ((z1 - z0) @ A.T).norm(dim=-1) - 1  # the straight line is the geodesic here
+    assert excess.abs().median() < 5e-3 and excess.abs().max() < 0.1, excess
+
+
+def test_on_the_sphere_held_out_pairs_are_within_two_percent_after_a_short_fit():
+    z0, z1 = analytic.sphere_pairs(32, seed=5)
+    truth = analytic.great_circle_distance(z0, z1)
+    M = analytic.sphere_manifold()
+    line = vm.connecting_geodesic(M, z0, z1, method="linear")
+    assert (line.length / truth - 1).max() > 0.02  # the pairs are not all nearly straight
+    result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=sphere_network())
+    assert (result.length / truth - 1).abs().max() < 0.02
+    refined = vm.connecting_geodesic(M, z0, z1, method="amortized", network=sphere_network(), refine=True)
+    assert refined.converged.all(), refined.reasons
+    torch.testing.assert_close(refined.length, truth, rtol=1e-4, atol=0)
+
+
+def test_the_fit_is_reproducible():
+    M, codes = analytic.sphere_manifold(), analytic.sphere_grid(6, 8)
+    fits = [vm.GeodesicNetwork.fit(M, codes, seconds=60, distill=16, distill_steps=20, show_progress=False) for _ in range(2)]
+    for a, b in zip(fits[0].state_dict().values(), fits[1].state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_save_and_load_give_identical_curves(tmp_path):
+    net = sphere_network()
+    loaded = vm.GeodesicNetwork.load(net.save(tmp_path / "net.pt"))
+    z0, z1 = analytic.sphere_pairs(4, seed=2)
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    assert torch.equal(net.curve(z0, z1)(t), loaded.curve(z0, z1)(t))
+    loaded.check_manifold(analytic.sphere_manifold())
+    assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_files_that_are_not_networks_are_refused(tmp_path):
+    (tmp_path / "garbage.pt").write_bytes(b"not a torch file")
+    with pytest.raises(NetworkError, match="not a readable torch file"):
+        vm.GeodesicNetwork.load(tmp_path / "garbage.pt")
+    torch.save({"format": "something else"}, tmp_path / "other.pt")
+    with pytest.raises(NetworkError, match="not a vaemanifold geodesic network"):
+        vm.GeodesicNetwork.load(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError):
+        vm.GeodesicNetwork.load(tmp_path / "missing.pt")
+
+
+def test_a_network_refuses_another_manifold():
+    net = sphere_network()
+    z = torch.zeros(1, 3, dtype=torch.float64)
+    with pytest.raises(NetworkError, match="2-dimensional latent space; the manifold's is 3-dimensional"):
+        vm.connecting_geodesic(analytic.linear_manifold(torch.eye(3, dtype=torch.float64)), z, z + 1, method="amortized", network=net)
+    other = analytic.linear_manifold(torch.eye(3, 2, dtype=torch.float64))
+    with pytest.raises(NetworkError, match="fitted on another decoder"):
+        vm.connecting_geodesic(other, z[:, :2], z[:, :2] + 1, method="amortized", network=net)
+
+
+def test_the_amortized_solver_needs_a_network_and_names_what_is_wrong():
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(1)
+    with pytest.raises(ValueError, match="needs network="):
+        vm.connecting_geodesic(M, z0, z1, method="amortized")
+    with pytest.raises(TypeError, match="GeodesicNetwork"):
+        vm.connecting_geodesic(M, z0, z1, method="amortized", network="net.pt")
+    with pytest.raises(ValueError, match="refine must be"):
+        vm.connecting_geodesic(M, z0, z1, method="amortized", network=sphere_network(), refine=3)
+    with pytest.raises(ValueError, match="init= is not used"):
+        line = vm.connecting_geodesic(M, z0, z1, method="linear").curve
+        vm.connecting_geodesic(M, z0, z1, method="amortized", network=sphere_network(), init=line)
+
+
+def test_an_unrefined_curve_far_from_a_geodesic_is_not_converged():
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(4, seed=3)
+    result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=random_network())
+    assert not result.converged.any()
+    assert all("Gauss-Newton step predicts a curve" in reason for reason in result.reasons)

@@ -1,0 +1,111 @@
+"""Geodesics predicted by a fitted network (:class:`vaemanifold.GeodesicNetwork`), refined on request."""
+
+from __future__ import annotations
+
+import copy
+from typing import Optional, Union
+
+import torch
+from stochman.curves import BasicCurve
+
+from ..manifold import DecoderManifold
+from .base import GeodesicSolver, SolverOutput
+from .gauss_newton import sample_curve
+from .least_squares import node_system, solve_block_tridiagonal, with_ridge
+from .registry import make_solver
+
+#: The Gauss-Newton options of ``refine=True``: it starts from the network's curve, so it skips the coarsest level.
+REFINE_OPTIONS = {"levels": (32, 64)}
+
+
+class AmortizedSolver(GeodesicSolver):
+    """The curves of a fitted geodesic network, as they are or refined.
+
+    Options:
+        network: a fitted :class:`vaemanifold.GeodesicNetwork` (required;
+            ``GeodesicNetwork.fit`` or ``vaemanifold amortize`` make one). It
+            is checked against the manifold (latent dimension, decoder
+            fingerprint) before use.
+        refine: None (default): the network's curves as they are. True: the
+            Gauss-Newton solver started from them with levels (32, 64)
+            (:data:`REFINE_OPTIONS`). A method name in ``SOLVERS``: that
+            solver started from them (``init=``), with its defaults.
+        tol: without refinement, a pair counts as converged when one full
+            Gauss-Newton step on ``check_segments`` segments of its curve
+            predicts it less than ``tol`` (relative) longer than the optimum of
+            that model (default 0.01); otherwise its reason gives the predicted
+            excess. The check costs one decoder Jacobian per node.
+        check_segments: segments of that check (default 32).
+
+    With refinement, convergence and reasons are the refining solver's.
+    """
+
+    name = "amortized"
+
+    def __init__(
+        self,
+        network=None,
+        refine: Union[None, bool, str] = None,
+        tol: float = 0.01,
+        check_segments: int = 32,
+    ) -> None:
+        if network is None:
+            raise ValueError(
+                "the amortized solver needs network=, a fitted vaemanifold.GeodesicNetwork "
+                "(GeodesicNetwork.fit(manifold, codes) or GeodesicNetwork.load(path); `vaemanifold amortize` saves one)"
+            )
+        if not (callable(getattr(network, "curve", None)) and callable(getattr(network, "check_manifold", None))):
+            raise TypeError(f"network must be a vaemanifold.GeodesicNetwork, got {type(network).__name__}")
+        if refine is not None and refine is not True and not isinstance(refine, str):
+            raise ValueError(f"refine must be None, True or a method name, got {refine!r}")
+        if isinstance(refine, str) and refine == self.name:
+            raise ValueError("the amortized solver cannot refine with itself")
+        if not tol > 0 or int(check_segments) < 2:
+            raise ValueError(f"tol must be positive and check_segments >= 2, got {tol} and {check_segments}")
+        self.network = network
+        self.refine = refine
+        self.tol = float(tol)
+        self.check_segments = int(check_segments)
+        self._refiner = None if refine is None else (
+            make_solver("gauss_newton", **REFINE_OPTIONS) if refine is True else make_solver(refine)
+        )
+
+    def solve(
+        self, manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, init: Optional[BasicCurve] = None
+    ) -> SolverOutput:
+        if init is not None:
+            raise ValueError("the amortized solver predicts its own curves; init= is not used (refine= starts from them)")
+        self.network.check_manifold(manifold)
+        network = self.network
+        if network.center.dtype != z0.dtype or network.center.device != z0.device:
+            network = copy.deepcopy(network).to(z0.device, z0.dtype)  # the caller's network stays as it is
+        with torch.no_grad():
+            curve = network.curve(z0, z1)
+        if self._refiner is not None:
+            return self._refiner.solve(manifold, z0, z1, init=curve)
+        excess = self._predicted_excess(manifold, curve)
+        converged = excess < self.tol
+        reasons = [
+            None if ok
+            else "the decoder returned non-finite values at the curve's check nodes" if x != x
+            else f"one Gauss-Newton step predicts a curve {x:.1%} shorter: refine it (refine=True)"
+            for ok, x in zip(converged.tolist(), excess.tolist())
+        ]
+        return SolverOutput(curve, converged.cpu(), 0, reasons)
+
+    def _predicted_excess(self, manifold: DecoderManifold, curve: BasicCurve) -> torch.Tensor:
+        """(B,) sqrt(S / (S - b.delta)) - 1 for the full Gauss-Newton step delta at the check's nodes.
+
+        0 where S = 0 (equal ends), NaN where the decoder gave non-finite values.
+        """
+        z0 = curve.begin
+        t = torch.linspace(0, 1, self.check_segments + 1, dtype=z0.dtype, device=z0.device)
+        with torch.no_grad(), manifold.frozen():
+            nodes = sample_curve(curve, t)
+            system = node_system(manifold, nodes)
+            delta = solve_block_tridiagonal(with_ridge(system), system.upper, system.rhs)
+            decrease = (system.rhs * delta).sum(dim=(1, 2))
+            remaining = (system.value - decrease).clamp_min(torch.finfo(z0.dtype).tiny)
+            excess = (system.value / remaining).sqrt() - 1
+        excess = torch.where(torch.isfinite(excess), excess, float("nan"))
+        return torch.where(system.value <= torch.finfo(z0.dtype).tiny, 0.0, excess)
