@@ -318,13 +318,15 @@ class GeodesicNetwork(nn.Module):
                 optimiser.step()
                 bar.set_postfix(log_energy=f"{loss.item():.3f}")
             bar.close()
+        if not all(bool(torch.isfinite(p).all()) for p in network.parameters()):
+            raise RuntimeError("fitting the geodesic network diverged (non-finite weights); try a smaller lr")
         return network.eval()
 
 
 def _targets(manifold, z0, z1, deadline: float, show_progress: bool):
     """Gauss-Newton curves of the pairs at DISTILL_TIMES times, chunk by chunk until ``deadline``.
 
-    Returns the converged pairs' (P, d) ends and (P, DISTILL_TIMES, d) points.
+    Returns the converged pairs' (P, d) ends and (P, DISTILL_TIMES, d) points (pairs with equal ends dropped).
     """
     t = torch.linspace(0, 1, DISTILL_TIMES, dtype=z0.dtype, device=z0.device)
     solver, kept = GaussNewtonSolver(), []
@@ -336,7 +338,7 @@ def _targets(manifold, z0, z1, deadline: float, show_progress: bool):
         out = solver.solve(manifold, a, b)
         with torch.no_grad():
             curves = out.curve(t).reshape(len(a), len(t), -1)
-        ok = out.converged.to(a.device)
+        ok = out.converged.to(a.device) & ((b - a).norm(dim=-1) > 0)  # a pair with equal ends teaches nothing
         kept.append((a[ok], b[ok], curves[ok]))
     bar.close()
     if not kept or not sum(len(a) for a, _, _ in kept):
@@ -347,7 +349,7 @@ def _targets(manifold, z0, z1, deadline: float, show_progress: bool):
 def _distil(network, z0, z1, targets, steps: int, batch: int, lr: float, generator, deadline: float, show_progress: bool):
     """Adam on the relative squared distance between the network's curves and ``targets`` (see fit)."""
     t = torch.linspace(0, 1, targets.shape[1], dtype=z0.dtype, device=z0.device)
-    chord = (z1 - z0).norm(dim=-1).clamp_min(torch.finfo(z0.dtype).tiny).view(-1, 1, 1)
+    chord = (z1 - z0).norm(dim=-1).view(-1, 1, 1)
     optimiser = torch.optim.Adam(network.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(steps, 1))
     bar = progress(range(steps), f"distilling {len(z0)} geodesics", "step", enabled=show_progress)

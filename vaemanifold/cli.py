@@ -12,7 +12,7 @@ import sys
 from typing import Optional, Sequence
 
 #: Command modules under vaemanifold.commands, in the order ``--help`` lists them.
-COMMANDS = ("geodesic", "benchmark", "train", "demo", "interpolate", "cluster", "distances")
+COMMANDS = ("geodesic", "benchmark", "train", "demo", "interpolate", "cluster", "distances", "amortize")
 
 
 def build_parser() -> argparse.ArgumentParser:

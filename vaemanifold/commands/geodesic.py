@@ -6,6 +6,7 @@ import argparse
 
 
 from .. import analytic
+from ..evaluation.benchmark import NOT_BENCHMARKED
 from ..geodesic import connecting_geodesic
 from ..solvers import SOLVERS
 from .arguments import positive_int
@@ -17,7 +18,11 @@ HELP = "Connect random pairs on the sphere chart with every solver and compare w
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", type=positive_int, default=8, help="endpoint pairs (default 8)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", default=",".join(SOLVERS), help="comma-separated solver names")
+    parser.add_argument(
+        "--methods",
+        default=",".join(m for m in SOLVERS if m not in NOT_BENCHMARKED),
+        help="comma-separated solver names (default: all but those needing a setup: " + ", ".join(NOT_BENCHMARKED) + ")",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
