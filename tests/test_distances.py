@@ -14,7 +14,7 @@ import torch
 import vaemanifold as vm
 from vaemanifold import analytic
 from vaemanifold.cli import main
-from vaemanifold.distances import PairBlocks, block_results
+from vaemanifold.distances import PairBlocks, block_results, grid_cost
 from vaemanifold.solvers import make_solver
 
 distributed = pytest.importorskip("distributed")
@@ -136,3 +136,16 @@ def test_cli_refuses_a_folder_with_other_settings_or_under_a_file(tmp_path, caps
     (tmp_path / "file").write_text("x")
     assert main([*base[:-1], str(tmp_path / "file" / "run")]) == 2
     assert f"lies under {tmp_path / 'file'}, which is a file" in capsys.readouterr().err
+
+
+def test_a_coarser_measuring_grid_and_what_it_costs():
+    M = analytic.sphere_manifold()
+    Z = torch.cat(analytic.sphere_pairs(3, seed=8))
+    coarse = vm.distance_matrix(M, Z, grid=16, on_failure="keep")
+    i, j = torch.triu_indices(len(Z), len(Z), 1)
+    expected = vm.connecting_geodesic(M, Z[i], Z[j], grid=16).length
+    torch.testing.assert_close(coarse[i, j], expected, rtol=1e-6, atol=0)
+    assert not torch.allclose(coarse, vm.distance_matrix(M, Z, on_failure="keep"), rtol=1e-6, atol=0)  # the grid is used
+    cost = grid_cost(M, Z, 16, sample=8)
+    assert cost.shape == (8,) and (cost > 0).all() and (cost < 0.01).all()
+    assert (grid_cost(M, Z, 512, sample=8) == 0).all()

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ._checks import check_choice
-from .geodesic import FAILURE_POLICIES, connecting_geodesic
+from .geodesic import FAILURE_POLICIES, MEASURE_GRID, connecting_geodesic, measure
 from .manifold import DecoderManifold
 from .progress import progress as progress_bar
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
@@ -111,15 +111,17 @@ def solve_block(
     block: int,
     solver: GeodesicSolver,
     batch_size: int,
+    grid: int = MEASURE_GRID,
 ) -> BlockResult:
-    """Solve the pairs of one block of ``blocks`` between the rows of Z (N, d), ``batch_size`` at a time."""
+    """Solve the pairs of one block of ``blocks`` between the rows of Z (N, d), ``batch_size`` at a time,
+    measuring each on ``grid`` points."""
     start = time.perf_counter()
     rows, cols = blocks.indices(block)
     lengths, converged, reasons = [], [], {}
     for first in range(0, len(rows), batch_size):
         i = torch.as_tensor(rows[first : first + batch_size], device=Z.device)
         j = torch.as_tensor(cols[first : first + batch_size], device=Z.device)
-        result = connecting_geodesic(manifold, Z[i], Z[j], method=solver)
+        result = connecting_geodesic(manifold, Z[i], Z[j], method=solver, grid=grid)
         lengths.append(result.length.detach().to("cpu", torch.float64).numpy())
         converged.append(result.converged.cpu().numpy())
         reasons.update({first + k: r for k, r in enumerate(result.reasons) if r is not None})
@@ -151,6 +153,7 @@ def _distributed(
     todo: list[int],
     solver: GeodesicSolver,
     batch_size: int,
+    grid: int,
 ) -> Iterator[BlockResult]:
     from distributed import as_completed
 
@@ -162,7 +165,7 @@ def _distributed(
 
     def submit(block: int):
         return client.submit(
-            _solve_block_on_worker, manifold_f, Z_f, blocks, block, solver_f, batch_size, pure=False
+            _solve_block_on_worker, manifold_f, Z_f, blocks, block, solver_f, batch_size, grid, pure=False
         )
 
     running = as_completed([submit(b) for _, b in zip(range(window), queue)])
@@ -188,6 +191,7 @@ def block_results(
     batch_size: int,
     client: Optional[Any] = None,
     progress: bool = False,
+    grid: int = MEASURE_GRID,
 ) -> Iterator[BlockResult]:
     """Solve the blocks ``todo`` of ``blocks``; yields each as it finishes (any order with a client).
 
@@ -199,14 +203,15 @@ def block_results(
         batch_size: pairs per solver call.
         client: a ``dask.distributed.Client``; None solves here, one block after another.
         progress: a progress bar over blocks.
+        grid: points of the grid each curve is measured on.
     """
     if blocks.points != len(Z):
         raise ValueError(f"the blocks are for {blocks.points} points, Z has {len(Z)}")
     todo = list(todo)
     if client is None:
-        results = (solve_block(manifold, Z, blocks, b, solver, batch_size) for b in todo)
+        results = (solve_block(manifold, Z, blocks, b, solver, batch_size, grid) for b in todo)
     else:
-        results = _distributed(client, manifold, Z, blocks, todo, solver, batch_size)
+        results = _distributed(client, manifold, Z, blocks, todo, solver, batch_size, grid)
     if progress:
         results = progress_bar(results, f"distances ({solver.name})", unit="block", total=len(todo))
     return iter(results)
@@ -221,6 +226,7 @@ def distance_matrix(
     progress: bool = False,
     client: Optional[Any] = None,
     block_size: Optional[int] = None,
+    grid: int = MEASURE_GRID,
     **options,
 ) -> torch.Tensor:
     """Symmetric (N, N) matrix of geodesic distances between the rows of Z (N, d).
@@ -232,6 +238,11 @@ def distance_matrix(
     Dask runs again. ``on_failure``, ``method`` and ``options`` are as for
     :func:`vaemanifold.distance`; with 'raise' the first unconverged pair stops
     the run.
+
+    Each entry is the length of its curve on ``grid`` points (default
+    MEASURE_GRID = 512). A coarser grid is cheaper for large matrices (with
+    the amortized solver, measuring is most of the cost); see what it costs in
+    accuracy with :func:`grid_cost` on a sample of the pairs first.
     """
     check_choice("on_failure", on_failure, FAILURE_POLICIES)
     manifold.check_points(Z, "Z")
@@ -242,7 +253,7 @@ def distance_matrix(
     solver = make_solver(method, **options)
     blocks = PairBlocks(len(Z), block_size or BATCHES_PER_BLOCK * batch_size)
     D = np.zeros((len(Z), len(Z)))
-    for result in block_results(manifold, Z, blocks, range(len(blocks)), solver, batch_size, client, progress):
+    for result in block_results(manifold, Z, blocks, range(len(blocks)), solver, batch_size, client, progress, grid):
         lengths = result.lengths
         if on_failure == "raise" and result.reasons:
             (i, j, reason) = next((f["i"], f["j"], f["reason"]) for f in result.failures())
@@ -255,3 +266,27 @@ def distance_matrix(
         D[result.rows, result.cols] = lengths
         D[result.cols, result.rows] = lengths
     return torch.as_tensor(D).to(Z)
+
+
+def grid_cost(
+    manifold: DecoderManifold,
+    Z: torch.Tensor,
+    grid: int,
+    method: Union[str, GeodesicSolver] = DEFAULT_METHOD,
+    sample: int = 64,
+    seed: int = 0,
+    **options,
+) -> torch.Tensor:
+    """What measuring on ``grid`` points costs: (sample,) relative length differences to the 512-point grid.
+
+    ``sample`` random pairs of distinct rows of Z (N >= 2) are solved once and
+    their curves measured on both grids: ``|L_grid / L_512 - 1|`` per pair.
+    """
+    if len(Z) < 2 or sample < 1:
+        raise ValueError(f"grid_cost needs Z with >= 2 rows and sample >= 1, got {len(Z)} rows and {sample}")
+    generator = torch.Generator().manual_seed(seed)
+    i = torch.randint(len(Z), (sample,), generator=generator)
+    j = (i + torch.randint(1, len(Z), (sample,), generator=generator)) % len(Z)
+    result = connecting_geodesic(manifold, Z[i.to(Z.device)], Z[j.to(Z.device)], method=method, grid=grid, **options)
+    fine = measure(manifold, result.curve, MEASURE_GRID)[0]
+    return (result.length / fine - 1).abs()

@@ -19,9 +19,10 @@ import numpy as np
 import torch
 
 from .. import analytic
+from ..amortized import NETWORK_FILE, GeodesicNetwork
 from ..distance_store import DistanceStore
-from ..distances import BATCHES_PER_BLOCK, block_results
-from ..geodesic import _dtype_of
+from ..distances import BATCHES_PER_BLOCK, block_results, grid_cost
+from ..geodesic import MEASURE_GRID, _dtype_of
 from ..manifold import DecoderManifold
 from ..solvers import DEFAULT_METHOD, SOLVERS, make_solver
 from .arguments import at_least, positive_int
@@ -32,6 +33,8 @@ HELP = "Geodesic distances between N latent codes (distances.npy), on local or r
 ANALYTIC = {"sphere": 2, "mlp-2d": 2, "mlp-8d": 8}
 #: Default number of codes.
 DEFAULT_POINTS = 100
+#: Pairs on which the cost of a coarser --grid is measured and printed.
+GRID_SAMPLE = 64
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +57,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="output folder; run the same command again to resume")
     parser.add_argument(
         "--method", default=DEFAULT_METHOD, choices=sorted(SOLVERS), help=f"solver (default {DEFAULT_METHOD})"
+    )
+    parser.add_argument(
+        "--network",
+        metavar="FILE",
+        default=None,
+        help=f"--method amortized: the fitted geodesic network (default: {NETWORK_FILE} beside --model)",
+    )
+    parser.add_argument("--refine", action="store_true", help="--method amortized: refine its curves (refine=True)")
+    parser.add_argument(
+        "--grid",
+        type=at_least(2),
+        default=MEASURE_GRID,
+        help=f"points each curve is measured on (default {MEASURE_GRID}); a coarser grid's cost is printed first",
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, help="pairs per solver call (default 64)")
     parser.add_argument(
@@ -121,6 +137,21 @@ def _codes(args: argparse.Namespace, manifold: DecoderManifold, pool: Optional[t
     return Z, {"codes": "drawn", "seed": args.seed}
 
 
+def _solver_options(args: argparse.Namespace) -> tuple[dict, dict]:
+    """The solver's options, and the settings that name them (the amortized solver's network file)."""
+    if args.method != "amortized":
+        if args.network or args.refine:
+            raise ValueError("--network and --refine are options of --method amortized")
+        return {}, {}
+    if args.network is None and args.model is None:
+        raise ValueError("--method amortized needs --network FILE (or --model DIR with a fitted network beside it)")
+    file = Path(args.network) if args.network else Path(args.model) / NETWORK_FILE
+    network = GeodesicNetwork.load(file)
+    return {"network": network, "refine": True if args.refine else None}, {
+        "network": str(file.resolve()), "network_sha256": _sha256(file), "refine": args.refine
+    }
+
+
 @contextlib.contextmanager
 def _client(args: argparse.Namespace) -> Iterator[Optional[object]]:
     if args.workers is None and args.scheduler is None:
@@ -145,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     Z = Z.to(_dtype_of(manifold, torch.float64))  # the decoder's dtype; float64 for a plain function
     manifold.check_points(Z, "codes")
     block_size = args.block_size or BATCHES_PER_BLOCK * args.batch_size
-    settings = {**source, **chosen, "method": args.method, "batch_size": args.batch_size}
+    options, chosen_solver = _solver_options(args)
+    settings = {**source, **chosen, "method": args.method, **chosen_solver, "grid": args.grid, "batch_size": args.batch_size}
     store = DistanceStore.open(args.out, settings, Z.numpy(), block_size)
     todo = store.pending()
     saved = len(store.blocks) - len(todo)
@@ -154,12 +186,20 @@ def run(args: argparse.Namespace) -> int:
         f"{len(Z)} codes, {store.blocks.pairs} pairs in {len(store.blocks)} blocks of {block_size}; "
         f"{saved} saved, {len(todo)} to solve on {where} ({args.threads} thread(s) each); method {args.method}"
     )
-    solver = make_solver(args.method)
+    solver = make_solver(args.method, **options)
+    if args.grid != MEASURE_GRID and todo:
+        cost = grid_cost(manifold, Z, args.grid, solver, sample=GRID_SAMPLE, seed=args.seed)
+        print(
+            f"measuring on {args.grid} points instead of {MEASURE_GRID}: |L{args.grid} / L{MEASURE_GRID} - 1| median "
+            f"{cost.median().item():.2e}, max {cost.max().item():.2e} over {GRID_SAMPLE} sampled pairs"
+        )
     solved = 0
     try:
         with _client(args) as client:
             start = time.perf_counter()  # after the cluster started: the time solving takes
-            for result in block_results(manifold, Z, store.blocks, todo, solver, args.batch_size, client, progress=True):
+            for result in block_results(
+                manifold, Z, store.blocks, todo, solver, args.batch_size, client, progress=True, grid=args.grid
+            ):
                 store.save(result)
                 solved += 1
             seconds = time.perf_counter() - start
