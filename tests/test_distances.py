@@ -149,3 +149,20 @@ def test_a_coarser_measuring_grid_and_what_it_costs():
     cost = grid_cost(M, Z, 16, sample=8)
     assert cost.shape == (8,) and (cost > 0).all() and (cost < 0.01).all()
     assert (grid_cost(M, Z, 512, sample=8) == 0).all()
+
+
+def test_cli_amortized_distances_with_a_network_file_on_a_coarse_grid(tmp_path, capsys):
+    from fitted_networks import sphere_network
+
+    network = sphere_network().save(tmp_path / "net.pt")
+    base = ["distances", "--analytic", "sphere", "--points", "6", "--method", "amortized"]
+    assert main([*base, "--out", str(tmp_path / "none")]) == 2
+    assert "needs --network FILE" in capsys.readouterr().err
+    assert main([*base, "--network", str(network), "--grid", "32", "--out", str(tmp_path / "run")]) == 0
+    assert "measuring on 32 points instead of 512" in capsys.readouterr().out
+    Z = torch.as_tensor(np.load(tmp_path / "run" / "codes.npy"))
+    expected = vm.distance_matrix(analytic.sphere_manifold(), Z, method="amortized", network=sphere_network(), grid=32,
+                                  on_failure="keep")
+    np.testing.assert_allclose(np.load(tmp_path / "run" / "distances.npy"), expected.numpy(), rtol=1e-6, atol=0)
+    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
+    assert settings["grid"] == 32 and settings["network_sha256"]
