@@ -139,3 +139,15 @@ def test_an_unrefined_curve_far_from_a_geodesic_is_not_converged():
     result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=random_network())
     assert not result.converged.any()
     assert all("Gauss-Newton step predicts a curve" in reason for reason in result.reasons)
+
+
+def test_the_energy_phase_alone_shortens_curves_on_the_sphere():
+    M = analytic.sphere_manifold()
+    net = vm.GeodesicNetwork.fit(
+        M, analytic.sphere_grid(20, 30), seconds=60, distill=0, energy_steps=400, batch=64, show_progress=False
+    )
+    z0, z1 = analytic.sphere_pairs(16, seed=6)
+    line = vm.connecting_geodesic(M, z0, z1, method="linear").length
+    truth = analytic.great_circle_distance(z0, z1)
+    result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
+    assert (result.length - truth).sum() < 0.6 * (line - truth).sum()  # the line's excess shrinks by 40%+

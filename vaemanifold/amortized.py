@@ -245,7 +245,7 @@ class GeodesicNetwork(nn.Module):
            from ``lr``) on ``batch`` target curves a step, minimising the mean
            squared distance between the network's curve and the target at
            DISTILL_TIMES times, relative to the chord.
-        3. *Energy* (``energy_steps`` > 0): Adam (lr / 10) on the mean log
+        3. *Energy* (``energy_steps`` > 0): Adam (lr / 10 after distillation, else lr) on the mean log
            curve energy of ``batch`` fresh pairs a step, each end a random code
            moved by Gaussian noise of ``jitter`` times the codes' spread, the
            energy estimated at ``times`` stratified times per curve with exact
@@ -295,7 +295,8 @@ class GeodesicNetwork(nn.Module):
         network.fingerprint = network.decoder_images(manifold)
         spread = network.spread
 
-        def pairs(count: int, noise: float) -> tuple[torch.Tensor, torch.Tensor]:
+        def pairs(count: int, noise: float = jitter) -> tuple[torch.Tensor, torch.Tensor]:
+            """``count`` random pairs of codes, each end moved by N(0, (noise * spread)^2 I)."""
             index = torch.randint(len(points), (2, count), generator=generator).to(points.device)
             shift = noise * spread * torch.randn(2, count, points.shape[1], generator=generator).to(points)
             return points[index[0]] + shift[0], points[index[1]] + shift[1]
@@ -304,20 +305,9 @@ class GeodesicNetwork(nn.Module):
             if distill:
                 z0, z1, targets = _targets(manifold, *pairs(distill, 0.0), deadline - seconds / 3, show_progress)
                 _distil(network, z0, z1, targets, distill_steps, batch, lr, generator, deadline, show_progress)
-            optimiser = torch.optim.Adam(network.parameters(), lr=lr / 10)
-            bar = progress(range(energy_steps), "energy", "step", enabled=show_progress)
-            for _ in bar:
-                if time.perf_counter() > deadline:
-                    break
-                z0, z1 = pairs(batch, jitter)
-                t = sample_times(times, batch, "stratified", "jvp", generator, points)
-                energy = curve_energy(manifold, network.curve(z0, z1), t, "jvp")
-                loss = energy.clamp_min(torch.finfo(energy.dtype).tiny).log().mean()
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                bar.set_postfix(log_energy=f"{loss.item():.3f}")
-            bar.close()
+            if energy_steps:
+                step_lr = lr / 10 if distill else lr  # a distilled network is fine-tuned, a new one trained
+                _minimise_energy(network, manifold, pairs, energy_steps, batch, times, step_lr, generator, deadline, show_progress)
         if not all(bool(torch.isfinite(p).all()) for p in network.parameters()):
             raise RuntimeError("fitting the geodesic network diverged (non-finite weights); try a smaller lr")
         return network.eval()
@@ -344,6 +334,24 @@ def _targets(manifold, z0, z1, deadline: float, show_progress: bool):
     if not kept or not sum(len(a) for a, _, _ in kept):
         raise RuntimeError("no target geodesic was solved within the time budget: give fit more seconds")
     return tuple(torch.cat(parts) for parts in zip(*kept))
+
+
+def _minimise_energy(network, manifold, pairs, steps: int, batch: int, times: int, lr: float, generator, deadline: float, show_progress: bool):
+    """Adam on the mean log curve energy of ``batch`` fresh ``pairs()`` a step (see fit)."""
+    optimiser = torch.optim.Adam(network.parameters(), lr=lr)
+    bar = progress(range(steps), "energy", "step", enabled=show_progress)
+    for _ in bar:
+        if time.perf_counter() > deadline:
+            break
+        z0, z1 = pairs(batch)
+        t = sample_times(times, batch, "stratified", "jvp", generator, z0)
+        energy = curve_energy(manifold, network.curve(z0, z1), t, "jvp")
+        loss = energy.clamp_min(torch.finfo(energy.dtype).tiny).log().mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        bar.set_postfix(log_energy=f"{loss.item():.3f}")
+    bar.close()
 
 
 def _distil(network, z0, z1, targets, steps: int, batch: int, lr: float, generator, deadline: float, show_progress: bool):
