@@ -14,7 +14,7 @@ import torch
 import vaemanifold as vm
 from vaemanifold import analytic
 from vaemanifold.cli import main
-from vaemanifold.distances import PairBlocks, block_results, grid_cost
+from vaemanifold.distances import PairBlocks, block_results, grid_cost, reference_check
 from vaemanifold.solvers import make_solver
 
 distributed = pytest.importorskip("distributed")
@@ -151,6 +151,22 @@ def test_a_coarser_measuring_grid_and_what_it_costs():
     assert (grid_cost(M, Z, 512, sample=8) == 0).all()
 
 
+def test_reference_check_compares_entries_with_geodesics_on_sampled_pairs():
+    M = analytic.sphere_manifold()
+    Z = sphere_codes(10, seed=3)
+    exact = analytic.great_circle_distance(Z[:, None].expand(10, 10, 2), Z[None].expand(10, 10, 2))
+    check = reference_check(M, Z, exact, sample=12)
+    assert check["pairs"] == 12 and check["reference_converged"] == 12 and check["method"] == vm.DEFAULT_METHOD
+    assert abs(check["ratio"]["median"] - 1) < 2e-3 and abs(check["ratio"]["max"] - 1) < 2e-3
+    assert check["spearman"] == pytest.approx(1.0)
+    longer = reference_check(M, Z, 1.1 * exact, sample=12)
+    assert longer["ratio"]["min"] == pytest.approx(1.1, rel=2e-3) and longer["spearman"] == pytest.approx(1.0)
+    scrambled = exact[torch.randperm(10, generator=torch.Generator().manual_seed(0))][:, torch.arange(9, -1, -1)]
+    assert reference_check(M, Z, scrambled, sample=12)["spearman"] < 0.9
+    with pytest.raises(ValueError, match=r"D must be \(10, 10\)"):
+        reference_check(M, Z, exact[:9], sample=4)
+
+
 def test_cli_amortized_distances_with_a_network_file_on_a_coarse_grid(tmp_path, capsys):
     from fitted_networks import sphere_network
 
@@ -158,11 +174,13 @@ def test_cli_amortized_distances_with_a_network_file_on_a_coarse_grid(tmp_path, 
     base = ["distances", "--analytic", "sphere", "--points", "6", "--method", "amortized"]
     assert main([*base, "--out", str(tmp_path / "none")]) == 2
     assert "needs --network FILE" in capsys.readouterr().err
-    assert main([*base, "--network", str(network), "--grid", "32", "--out", str(tmp_path / "run")]) == 0
-    assert "measuring on 32 points instead of 512" in capsys.readouterr().out
+    assert main([*base, "--network", str(network), "--grid", "32", "--check-pairs", "5", "--out", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "measuring on 32 points instead of 512" in out and "entries against gauss_newton geodesics on 5" in out
     Z = torch.as_tensor(np.load(tmp_path / "run" / "codes.npy"))
     expected = vm.distance_matrix(analytic.sphere_manifold(), Z, method="amortized", network=sphere_network(), grid=32,
                                   on_failure="keep")
     np.testing.assert_allclose(np.load(tmp_path / "run" / "distances.npy"), expected.numpy(), rtol=1e-6, atol=0)
-    settings = json.loads((tmp_path / "run" / "run.json").read_text())["settings"]
-    assert settings["grid"] == 32 and settings["network_sha256"]
+    document = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert document["settings"]["grid"] == 32 and document["settings"]["network_sha256"]
+    assert document["reference_check"]["pairs"] == 5 and 0.99 < document["reference_check"]["ratio"]["median"] < 1.05

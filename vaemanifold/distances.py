@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
 from ._checks import check_choice
 from .geodesic import FAILURE_POLICIES, MEASURE_GRID, connecting_geodesic, measure
@@ -268,6 +269,15 @@ def distance_matrix(
     return torch.as_tensor(D).to(Z)
 
 
+def sample_pairs(points: int, sample: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(i, j), each (sample,) int64: ``sample`` seeded random pairs of distinct indices below ``points`` (>= 2)."""
+    if points < 2 or sample < 1:
+        raise ValueError(f"sampling pairs needs >= 2 points and sample >= 1, got {points} points and {sample}")
+    generator = torch.Generator().manual_seed(seed)
+    i = torch.randint(points, (sample,), generator=generator)
+    return i, (i + torch.randint(1, points, (sample,), generator=generator)) % points
+
+
 def grid_cost(
     manifold: DecoderManifold,
     Z: torch.Tensor,
@@ -282,11 +292,46 @@ def grid_cost(
     ``sample`` random pairs of distinct rows of Z (N >= 2) are solved once and
     their curves measured on both grids: ``|L_grid / L_512 - 1|`` per pair.
     """
-    if len(Z) < 2 or sample < 1:
-        raise ValueError(f"grid_cost needs Z with >= 2 rows and sample >= 1, got {len(Z)} rows and {sample}")
-    generator = torch.Generator().manual_seed(seed)
-    i = torch.randint(len(Z), (sample,), generator=generator)
-    j = (i + torch.randint(1, len(Z), (sample,), generator=generator)) % len(Z)
+    i, j = sample_pairs(len(Z), sample, seed)
     result = connecting_geodesic(manifold, Z[i.to(Z.device)], Z[j.to(Z.device)], method=method, grid=grid, **options)
     fine = measure(manifold, result.curve, MEASURE_GRID)[0]
     return (result.length / fine - 1).abs()
+
+
+def reference_check(
+    manifold: DecoderManifold,
+    Z: torch.Tensor,
+    D: Union[np.ndarray, torch.Tensor],
+    sample: int = 64,
+    seed: int = 0,
+    method: Union[str, GeodesicSolver] = DEFAULT_METHOD,
+    **options,
+) -> dict:
+    """A distance matrix D (N, N) of the rows of Z against reference geodesics on ``sample`` sampled pairs.
+
+    The reference solves the pairs with ``method`` (default: the default solver
+    at its defaults), measured on the dense grid; pairs it does not converge on
+    are left out. Returns ``{"pairs", "reference_converged", "method",
+    "ratio": {"median", "p90", "min", "max"} of D_ij / L_ref, "spearman"}``
+    (Spearman's rank correlation of D_ij and L_ref; None with fewer than 3 pairs).
+    """
+    D = torch.as_tensor(D)
+    if D.shape != (len(Z), len(Z)):
+        raise ValueError(f"D must be ({len(Z)}, {len(Z)}) for {len(Z)} points, got {tuple(D.shape)}")
+    i, j = sample_pairs(len(Z), sample, seed)
+    solver = make_solver(method, **options)
+    result = connecting_geodesic(manifold, Z[i.to(Z.device)], Z[j.to(Z.device)], method=solver)
+    ok = result.converged.cpu().numpy()
+    entries = D[i, j].to(torch.float64).numpy()[ok]
+    reference = result.length.detach().to("cpu", torch.float64).numpy()[ok]
+    ratio = entries / reference
+    return {
+        "pairs": sample,
+        "reference_converged": int(ok.sum()),
+        "method": solver.name,
+        "ratio": {
+            "median": float(np.median(ratio)), "p90": float(np.quantile(ratio, 0.9)),
+            "min": float(ratio.min()), "max": float(ratio.max()),
+        } if len(ratio) else {},
+        "spearman": float(spearmanr(entries, reference).statistic) if len(ratio) > 2 else None,
+    }

@@ -11,7 +11,7 @@ from stochman.curves import BasicCurve
 
 from ._checks import check_choice, check_endpoints
 from .curves import SplineCurve
-from .manifold import DecoderManifold, install_geodesic_entry
+from .manifold import DecoderManifold, install_geodesic_entry, polyline_energy, polyline_length
 from .solvers import DEFAULT_METHOD, GeodesicSolver, make_solver
 
 #: Points of the common dense grid on which every curve is measured.
@@ -100,9 +100,10 @@ def measure(manifold: DecoderManifold, curve: BasicCurve, grid: int = MEASURE_GR
         fine = curve(torch.linspace(0, 1, 2 * grid - 1, dtype=dtype, device=device))
         fine = fine.reshape(len(curve), 2 * grid - 1, -1)
         coarse = fine[:, ::2]
-        length = manifold.curve_length(coarse)
-        fine_length = manifold.curve_length(fine)
-        energy = manifold.curve_energy(coarse, reduction="none")
+        embedded = manifold.embed(fine)  # once: the grid's points are every other point of the doubled grid
+        length = polyline_length(embedded[:, ::2])
+        fine_length = polyline_length(embedded)
+        energy = polyline_energy(embedded[:, ::2])
     change = (fine_length - length).abs() / fine_length.clamp_min(torch.finfo(dtype).tiny)
     return length, energy, change, coarse
 

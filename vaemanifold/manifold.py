@@ -44,6 +44,16 @@ CurveLike = Union[torch.Tensor, BasicCurve]
 DEFAULT_GRID = 256
 
 
+def polyline_length(embedded: torch.Tensor) -> torch.Tensor:
+    """(B,) lengths of the data-space polylines through embedded points (B, N, D)."""
+    return embedded.diff(dim=1).norm(dim=-1).sum(dim=1)
+
+
+def polyline_energy(embedded: torch.Tensor) -> torch.Tensor:
+    """(B,) discrete energies (N-1) sum ||e_{i+1} - e_i||^2 of embedded points (B, N, D) at equally spaced t."""
+    return (embedded.diff(dim=1) ** 2).sum(dim=(1, 2)) * (embedded.shape[1] - 1)
+
+
 def _infer_latent_dim(mean: DecoderMap) -> Optional[int]:
     """The input size of the first ``nn.Linear`` in ``mean``, if it has one."""
     if isinstance(mean, nn.Module):
@@ -237,10 +247,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         Finite differences in data space, (N-1) * sum ||f(c_{i+1}) - f(c_i)||^2,
         so energy >= length^2 with equality at constant speed.
         """
-        points = self._as_points(curve, grid)
-        emb = self.embed(points)
-        energy = (emb.diff(dim=1) ** 2).sum(dim=(1, 2)) * (points.shape[1] - 1)
-        return tensor_reduction(energy, reduction)
+        return tensor_reduction(polyline_energy(self.embed(self._as_points(curve, grid))), reduction)
 
     def curve_length(self, curve: CurveLike, grid: int = DEFAULT_GRID) -> torch.Tensor:
         """Length of curves: the data-space polyline through f(c(t_i)).
@@ -251,8 +258,7 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         Returns:
             (B,) lengths (B = 1 for a single curve).
         """
-        points = self._as_points(curve, grid)
-        return self.embed(points).diff(dim=1).norm(dim=-1).sum(dim=1)
+        return polyline_length(self.embed(self._as_points(curve, grid)))
 
     # ---------------------------------------------------------------- geodesics
     def geodesic_system(self, c: torch.Tensor, dc: torch.Tensor) -> torch.Tensor:

@@ -21,11 +21,11 @@ import torch
 from .. import analytic
 from ..amortized import NETWORK_FILE, GeodesicNetwork
 from ..distance_store import DistanceStore
-from ..distances import BATCHES_PER_BLOCK, block_results, grid_cost
+from ..distances import BATCHES_PER_BLOCK, block_results, grid_cost, reference_check
 from ..geodesic import MEASURE_GRID, _dtype_of
 from ..manifold import DecoderManifold
 from ..solvers import DEFAULT_METHOD, SOLVERS, make_solver
-from .arguments import at_least, positive_int
+from .arguments import at_least, non_negative_int, positive_int
 
 NAME = "distances"
 HELP = "Geodesic distances between N latent codes (distances.npy), on local or remote Dask workers; resumable."
@@ -70,6 +70,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=at_least(2),
         default=MEASURE_GRID,
         help=f"points each curve is measured on (default {MEASURE_GRID}); a coarser grid's cost is printed first",
+    )
+    parser.add_argument(
+        "--check-pairs",
+        type=non_negative_int,
+        default=0,
+        help=f"at the end, compare N sampled entries with {DEFAULT_METHOD} geodesics on the dense grid "
+        "(ratio and Spearman, in run.json; default 0: no check)",
     )
     parser.add_argument("--batch-size", type=positive_int, default=64, help="pairs per solver call (default 64)")
     parser.add_argument(
@@ -209,10 +216,18 @@ def run(args: argparse.Namespace) -> int:
             "run the same command again to resume"
         )
         return 130
-    document = store.finish(
-        {"blocks_solved_this_run": solved, "blocks_saved_before": saved, "seconds_this_run": seconds, "where": where,
-         "threads": args.threads}
-    )
+    summary = {"blocks_solved_this_run": solved, "blocks_saved_before": saved, "seconds_this_run": seconds,
+               "where": where, "threads": args.threads}
+    if args.check_pairs:
+        summary["reference_check"] = check = reference_check(manifold, Z, store.distances, args.check_pairs, args.seed)
+        ratio = check["ratio"]
+        print(
+            f"entries against {check['method']} geodesics on {check['pairs']} sampled pairs "
+            f"({check['reference_converged']} converged): D / L_ref median {ratio.get('median', float('nan')):.4f}, "
+            f"p90 {ratio.get('p90', float('nan')):.4f}, max {ratio.get('max', float('nan')):.4f}; "
+            f"Spearman {check['spearman'] if check['spearman'] is not None else float('nan'):.4f}"
+        )
+    document = store.finish(summary)
     print(
         f"done: {Path(args.out) / 'distances.npy'} ({len(Z)} x {len(Z)}); {solved} blocks solved in {seconds:.1f} s; "
         f"{document['failures']} pair(s) did not converge (their entries are the lengths of unconverged curves, "
