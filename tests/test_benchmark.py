@@ -311,3 +311,20 @@ def test_cli_amortize_fits_saves_beside_the_model_and_measures(tiny_vae, tmp_pat
     assert [row["solver"] for row in result["rows"]] == ["amortized", "amortized + refine", "gauss_newton (cold)"]
     assert all(row["p90_length_ratio"] >= 1 and row["floors_per_pair"] > 0 for row in result["rows"])
     assert "| amortized + refine |" in capsys.readouterr().out
+    bench = ["benchmark", "--model", str(tmp_path / "tiny"), "--amortized", "--methods", "gauss_newton", "--pairs", "3",
+             "--no-ladders", "--no-reference", "--threads", "1"]
+    assert main([*bench, "--out", str(tmp_path / "bench")]) == 0
+    summary = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["models"][0]["summary"]
+    rows = {row["solver"]: row for row in summary}
+    assert list(rows) == ["gauss_newton", "amortized", "amortized + refine"]
+    assert rows["amortized"]["setup_seconds"] >= result["fit_seconds"] and rows["amortized + refine"]["failures"] == 0
+    assert rows["amortized"]["options"]["refine"] is None and rows["amortized + refine"]["options"]["refine"] is True
+
+
+def test_cli_benchmark_amortized_refuses_a_model_without_a_network_and_analytic_problems(tiny_vae, tmp_path, capsys):
+    tiny_vae.save(tmp_path / "tiny")
+    base = ["benchmark", "--amortized", "--methods", "gauss_newton", "--no-ladders", "--no-reference"]
+    assert main([*base, "--model", str(tmp_path / "tiny"), "--out", str(tmp_path / "a")]) == 2
+    assert "no geodesic network at" in capsys.readouterr().err
+    assert main([*base, "--analytic", "--out", str(tmp_path / "b")]) == 2
+    assert "--amortized needs trained models" in capsys.readouterr().err

@@ -7,12 +7,15 @@ benchmark.md and time_to_quality.png under ``--out``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
 import torch
 
+from ..amortized import NETWORK_FILE, GeodesicNetwork
 from ..evaluation import benchmark as bm
+from ..evaluation.amortization import AMORTIZED_ROWS
 from ..evaluation import problems as pb
 from ..evaluation import report
 from .._checks import check_output_folder
@@ -60,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"comma-separated subset of the registered solvers and '{bm.STOCHMAN}' (default: all of them)",
     )
+    parser.add_argument(
+        "--amortized",
+        action="store_true",
+        help=f"also the rows {' and '.join(repr(label) for label in AMORTIZED_ROWS)} with the geodesic network "
+        f"saved beside each model ({NETWORK_FILE}, from `vaemanifold amortize`), its fit time as setup",
+    )
     parser.add_argument("--grid", type=at_least(2), default=MEASURE_GRID, help=f"dense measuring grid (default {MEASURE_GRID})")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's own choice)")
     parser.add_argument("--no-ladders", action="store_true", help="skip the time-to-quality ladders")
@@ -84,14 +93,20 @@ def _budgets(args: argparse.Namespace) -> dict[str, dict]:
     return {m: budgets[m] for m in names}
 
 
-def _problems(args: argparse.Namespace) -> list[pb.Problem]:
+def _problems(args: argparse.Namespace) -> list[tuple[pb.Problem, list[bm.ExtraRow]]]:
+    """The problems, each with its extra rows (the amortized ones with --amortized)."""
     if args.analytic:
-        return pb.analytic_problems(args.pairs or (QUICK_PAIRS if args.quick else ANALYTIC_PAIRS), args.seed)
+        if args.amortized:
+            raise ValueError("--amortized needs trained models (a network fitted beside each), not --analytic")
+        return [(p, []) for p in pb.analytic_problems(args.pairs or (QUICK_PAIRS if args.quick else ANALYTIC_PAIRS), args.seed)]
     from ..vae import PRESETS, load, pretrained
-    from ..vae.presets import BENCHMARK_PRESETS
+    from ..vae.presets import BENCHMARK_PRESETS, cache_dir
 
     pairs = args.pairs or (QUICK_PAIRS if args.quick else MODEL_PAIRS)
     if args.model:
+        folders = [Path(path) if Path(path).is_dir() else Path(path).parent for path in args.model]
+        if args.amortized:
+            networks = [_network_of(folder) for folder in folders]  # before any work: a missing one stops here
         models = []
         for path in args.model:
             model = load(path)
@@ -99,8 +114,31 @@ def _problems(args: argparse.Namespace) -> list[pb.Problem]:
     else:
         for name in BENCHMARK_PRESETS:
             PRESETS[name].check_data(args.root)
+        if args.amortized:
+            networks = [_network_of(cache_dir(name)) for name in BENCHMARK_PRESETS]
         models = [(name, pretrained(name, data_root=args.root)) for name in BENCHMARK_PRESETS]
-    return [pb.model_problem(model, name, pairs, args.seed, args.root) for name, model in models]
+    problems = [pb.model_problem(model, name, pairs, args.seed, args.root) for name, model in models]
+    if not args.amortized:
+        return [(problem, []) for problem in problems]
+    out = []
+    for problem, (network, fit_seconds) in zip(problems, networks):
+        problem.solver_options["amortized"] = {"network": network}
+        rows = [bm.ExtraRow(label, method, budget, fit_seconds) for label, (method, budget) in AMORTIZED_ROWS.items()]
+        out.append((problem, rows))
+    return out
+
+
+def _network_of(folder: Path) -> tuple[GeodesicNetwork, float]:
+    """The geodesic network saved beside a model and its fit time (from its .json; NaN when there is none)."""
+    file = folder / NETWORK_FILE
+    if not file.is_file():
+        raise FileNotFoundError(f"no geodesic network at {file}: run `vaemanifold amortize --model {folder}` first")
+    network = GeodesicNetwork.load(file)
+    record = file.with_suffix(".json")
+    fit_seconds = json.loads(record.read_text()).get("fit_seconds") if record.is_file() else None
+    if fit_seconds is None:
+        print(f"note: no fit time recorded beside {file}; its rows' setup shows the warm-up only")
+    return network, float(fit_seconds or 0.0)
 
 
 def _write(out: Path, results: list[bm.BenchmarkResult], settings: dict) -> str:
@@ -129,19 +167,22 @@ def run(args: argparse.Namespace) -> int:
     problems = _problems(args)
     settings = report.settings(
         args.grid,
-        problems[0].pairs,
+        problems[0][0].pairs,
         args.seed,
         args.quick,
-        str(bm.device_of(problems[0].manifold)),
+        str(bm.device_of(problems[0][0].manifold)),
         budgets,
         ladders,
         reference,
         arguments={k: v for k, v in vars(args).items() if k not in ("run", "command")},
     )
     results: list[bm.BenchmarkResult] = []
-    for problem in problems:  # the files are rewritten after every decoder: a late failure loses nothing
+    for problem, extra_rows in problems:  # the files are rewritten after every decoder: a late failure loses nothing
         results.append(
-            bm.run_benchmark(problem, budgets, ladders, reference, args.grid, log=lambda line: print(line, flush=True))
+            bm.run_benchmark(
+                problem, budgets, ladders, reference, args.grid, log=lambda line: print(line, flush=True),
+                extra_rows=extra_rows,
+            )
         )
         settings["seconds"] = time.perf_counter() - start
         text = _write(out, results, settings)

@@ -13,12 +13,14 @@ from . import benchmark as bm
 from .problems import Problem
 from .tables import markdown_table
 
-#: The runs: label -> (method, budget). The network is added as the problem's own option.
-RUNS: dict[str, tuple[str, dict]] = {
+#: The amortized solver's rows (here and in ``vaemanifold benchmark --amortized``): label -> (method, budget).
+#: The network is added as the problem's own option.
+AMORTIZED_ROWS: dict[str, tuple[str, dict]] = {
     "amortized": ("amortized", {}),
     "amortized + refine": ("amortized", {"refine": True}),
-    "gauss_newton (cold)": ("gauss_newton", {}),
 }
+#: The runs: the amortized rows and the default solver from the straight line.
+RUNS: dict[str, tuple[str, dict]] = {**AMORTIZED_ROWS, "gauss_newton (cold)": ("gauss_newton", {})}
 REFERENCE = ("gauss_newton", {"levels": (16, 32, 64, 128), "tol": 1e-6})
 
 

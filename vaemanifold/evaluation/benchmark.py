@@ -406,7 +406,7 @@ def run_method(
     afterwards is recorded by :func:`crashed_run`, so one failing solver does
     not end a benchmark.
     """
-    resolved_options(name, budget)
+    resolved_options(name, _merge(problem.solver_options.get(name, {}), budget, name))
     if name == STOCHMAN and set(budget) - {"max_iter"}:
         raise ValueError(f"stochman takes only max_iter as its budget, got {sorted(set(budget) - {'max_iter'})}")
     try:
@@ -624,6 +624,20 @@ def default_budgets(quick: bool = False) -> dict[str, dict]:
     return budgets
 
 
+@dataclass(frozen=True)
+class ExtraRow:
+    """A head-to-head row beyond the one per method: ``method`` with ``budget``, named ``label``.
+
+    ``setup_seconds`` (e.g. fitting the amortized solver's network) is added to
+    the run's warm-up time in the table's setup column.
+    """
+
+    label: str
+    method: str
+    budget: Mapping = field(default_factory=dict)
+    setup_seconds: float = 0.0
+
+
 def run_benchmark(
     problem: Problem,
     budgets: Optional[Mapping[str, Mapping]] = None,
@@ -631,6 +645,7 @@ def run_benchmark(
     reference: Sequence[tuple[str, dict]] = REFERENCE_STEPS,
     grid: int = MEASURE_GRID,
     log: Log = None,
+    extra_rows: Sequence[ExtraRow] = (),
 ) -> BenchmarkResult:
     """Benchmark every method of ``budgets`` on ``problem``.
 
@@ -645,14 +660,16 @@ def run_benchmark(
         reference: the long-budget reference steps (empty: none).
         grid: points of the common dense grid.
         log: called with a line after every run.
+        extra_rows: further head-to-head rows, run after the methods of ``budgets``
+            (the amortized solver raw and refined, whose network belongs to the problem).
     """
     budgets = default_budgets() if budgets is None else {k: dict(v) for k, v in budgets.items()}
     unknown = sorted(set(budgets) - set(SOLVERS) - {STOCHMAN})
     if unknown:
         raise ValueError(f"unknown methods {unknown}; valid: {', '.join(sorted([*SOLVERS, STOCHMAN]))}")
     ladders = {k: v for k, v in (LADDERS if ladders is None else ladders).items() if k in budgets}
-    for name, budget in [*budgets.items(), *reference]:  # bad options raise here, before hours of runs
-        resolved_options(name, budget)
+    for name, budget in [*budgets.items(), *reference, *((row.method, row.budget) for row in extra_rows)]:
+        resolved_options(name, _merge(problem.solver_options.get(name, {}), budget, name))  # bad options raise now
     for name, (option, factors) in ladders.items():
         for factor in factors:
             scaled_budget(name, budgets[name], option, factor)
@@ -674,6 +691,10 @@ def run_benchmark(
         return run
 
     runs = [done(floored(lambda: run_method(problem, name, budget, grid))) for name, budget in budgets.items()]
+    for row in extra_rows:
+        run = floored(lambda: run_method(problem, row.method, row.budget, grid, label=row.label))
+        run.setup_seconds += row.setup_seconds
+        runs.append(done(run))
     runs += [done(r) for r in run_reference(problem, reference, grid)] if reference else []
     head = {run.solver: run for run in runs if not run.label.startswith(REFERENCE)}
     ladder_runs: dict[str, list[SolverRun]] = {}
