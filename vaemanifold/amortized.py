@@ -49,9 +49,6 @@ NETWORK_FILE = "geodesic_network.pt"
 FINGERPRINT_POINTS = 4
 #: Relative tolerance of the fingerprint comparison (float32 decoders on other hardware differ by ~1e-6).
 FINGERPRINT_RTOL = 1e-3
-#: The Gauss-Newton solver of the distillation targets: coarser and looser than its defaults, since
-#: the network's own error (a few %) dwarfs theirs. On mnist-2d it solves 3x the pairs in the same time.
-TARGET_OPTIONS = {"levels": (16, 32), "tol": 2e-3}
 #: Times at which distilled curves are compared, and pairs solved at once while distilling (memory).
 DISTILL_TIMES, DISTILL_CHUNK = 65, 64
 
@@ -241,7 +238,7 @@ class GeodesicNetwork(nn.Module):
         Three phases, within ``seconds`` in all (each stops early when the
         budget is spent; what it did is kept):
 
-        1. *Targets*: the Gauss-Newton solver (:data:`TARGET_OPTIONS`) connects
+        1. *Targets*: the Gauss-Newton solver (its defaults) connects
            up to ``distill`` random pairs of ``points``, DISTILL_CHUNK at a time,
            for at most two thirds of the budget; unconverged pairs are dropped.
         2. *Distillation*: ``distill_steps`` Adam steps (learning rate from
@@ -323,7 +320,9 @@ def _targets(manifold, z0, z1, deadline: float, show_progress: bool):
     Returns the converged pairs' (P, d) ends and (P, DISTILL_TIMES, d) points (pairs with equal ends dropped).
     """
     t = torch.linspace(0, 1, DISTILL_TIMES, dtype=z0.dtype, device=z0.device)
-    solver, kept = GaussNewtonSolver(**TARGET_OPTIONS), []
+    # the solver's defaults: coarser, looser targets (levels 16, 32; tol 2e-3) solved 3x the pairs in the same
+    # time but made refining the network's curves dearer (docs: "Amortised geodesics")
+    solver, kept = GaussNewtonSolver(), []
     bar = progress(range(0, len(z0), DISTILL_CHUNK), "geodesics to distil", "chunk", enabled=show_progress)
     for first in bar:
         if time.perf_counter() > deadline:
