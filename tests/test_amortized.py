@@ -61,7 +61,7 @@ def test_on_a_linear_decoder_the_network_learns_the_straight_line():
     start = random_network()
     before = deviation(start)
     assert before.min() > 0.1
-    net = vm.GeodesicNetwork.fit(M, codes, network=start, seconds=60, distill=512, distill_steps=4000, show_progress=False)
+    net = vm.GeodesicNetwork.fit(M, codes, network=start, seconds=3600, distill=512, distill_steps=4000, show_progress=False)
     assert (deviation(net) < before / 10).all()
     result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
     excess = result.length / ((z1 - z0) @ A.T).norm(dim=-1) - 1  # the straight line is the geodesic here
@@ -83,7 +83,7 @@ def test_on_the_sphere_held_out_pairs_are_within_two_percent_after_a_short_fit()
 
 def test_the_fit_is_reproducible():
     M, codes = analytic.sphere_manifold(), analytic.sphere_grid(6, 8)
-    fits = [vm.GeodesicNetwork.fit(M, codes, seconds=60, distill=16, distill_steps=20, show_progress=False) for _ in range(2)]
+    fits = [vm.GeodesicNetwork.fit(M, codes, seconds=3600, distill=16, distill_steps=20, show_progress=False) for _ in range(2)]
     for a, b in zip(fits[0].state_dict().values(), fits[1].state_dict().values()):
         assert torch.equal(a, b)
 
@@ -144,7 +144,7 @@ def test_an_unrefined_curve_far_from_a_geodesic_is_not_converged():
 def test_the_energy_phase_alone_shortens_curves_on_the_sphere():
     M = analytic.sphere_manifold()
     net = vm.GeodesicNetwork.fit(
-        M, analytic.sphere_grid(20, 30), seconds=60, distill=0, energy_steps=400, batch=64, show_progress=False
+        M, analytic.sphere_grid(20, 30), seconds=3600, distill=0, energy_steps=400, batch=64, show_progress=False
     )
     z0, z1 = analytic.sphere_pairs(16, seed=6)
     line = vm.connecting_geodesic(M, z0, z1, method="linear").length

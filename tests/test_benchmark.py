@@ -317,7 +317,8 @@ def test_cli_amortize_fits_saves_beside_the_model_and_measures(tiny_vae, tmp_pat
     summary = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["models"][0]["summary"]
     rows = {row["solver"]: row for row in summary}
     assert list(rows) == ["gauss_newton", "amortized", "amortized + refine"]
-    assert rows["amortized"]["setup_seconds"] >= result["fit_seconds"] and rows["amortized + refine"]["failures"] == 0
+    assert rows["amortized"]["setup_seconds"] >= result["fit_seconds"]  # the fit is shown as setup
+    assert rows["amortized + refine"]["median_length_ratio"] < rows["amortized"]["median_length_ratio"]
     assert rows["amortized"]["options"]["refine"] is None and rows["amortized + refine"]["options"]["refine"] is True
 
 

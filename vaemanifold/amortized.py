@@ -368,9 +368,10 @@ def _distil(network, z0, z1, targets, steps: int, batch: int, lr: float, generat
         now = time.perf_counter()
         if now > deadline:
             break
-        # cosine decay over the steps or the time left, whichever runs out first: it ends annealed on any machine
-        done = max(step / steps, (now - start) / max(deadline - start, 1e-9))
-        optimiser.param_groups[0]["lr"] = 0.5 * lr * (1 + math.cos(math.pi * min(done, 1.0)))
+        # a cosine decay over the steps, or over the steps the time left allows at the mean step time so far
+        # when those are fewer: it ends annealed on any machine, and is exactly the step schedule when time suffices
+        horizon = min(steps, step + (deadline - now) * step / (now - start)) if step else steps
+        optimiser.param_groups[0]["lr"] = 0.5 * lr * (1 + math.cos(math.pi * step / horizon))
         index = torch.randint(len(z0), (min(batch, len(z0)),), generator=generator).to(z0.device)
         error = (network.points(t.expand(len(index), -1), z0[index], z1[index]) - targets[index]) / chord[index]
         loss = error.pow(2).sum(dim=-1).mean()
