@@ -314,8 +314,9 @@ def test_cli_amortize_fits_saves_beside_the_model_and_measures(tiny_vae, tmp_pat
     bench = ["benchmark", "--model", str(tmp_path / "tiny"), "--amortized", "--methods", "gauss_newton", "--pairs", "3",
              "--no-ladders", "--no-reference", "--threads", "1"]
     assert main([*bench, "--out", str(tmp_path / "bench")]) == 0
-    summary = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["models"][0]["summary"]
-    rows = {row["solver"]: row for row in summary}
+    model = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["models"][0]
+    rows = {row["solver"]: row for row in model["summary"]}
+    assert list(model["time_to_quality"]) == ["gauss_newton", "amortized", "amortized + refine"]
     assert list(rows) == ["gauss_newton", "amortized", "amortized + refine"]
     assert rows["amortized"]["setup_seconds"] >= result["fit_seconds"]  # the fit is shown as setup
     assert rows["amortized + refine"]["median_length_ratio"] < rows["amortized"]["median_length_ratio"]

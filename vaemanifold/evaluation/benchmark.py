@@ -555,7 +555,8 @@ class BenchmarkResult:
             if run.label.startswith(REFERENCE):
                 continue
             steps = self.ladders.get(run.solver) or [run]
-            curves[run.solver] = [
+            # a solver with a ladder is one curve; an extra row of a solver (amortized + refine) is its own
+            curves[run.solver if run.solver in self.ladders else run.label] = [
                 {
                     "label": s.label,
                     "budget": jsonable(s.budget),
