@@ -105,31 +105,32 @@ def _problems(args: argparse.Namespace) -> list[tuple[pb.Problem, list[bm.ExtraR
     pairs = args.pairs or (QUICK_PAIRS if args.quick else MODEL_PAIRS)
     if args.model:
         folders = [Path(path) if Path(path).is_dir() else Path(path).parent for path in args.model]
-        if args.amortized:
-            networks = [_network_of(folder) for folder in folders]  # before any work: a missing one stops here
+    else:
+        for name in BENCHMARK_PRESETS:
+            PRESETS[name].check_data(args.root)
+        folders = [cache_dir(name) for name in BENCHMARK_PRESETS]
+    # before any loading or training: a missing network stops the run here
+    networks = [_network_of(folder) for folder in folders] if args.amortized else [None] * len(folders)
+    if args.model:
         models = []
         for path in args.model:
             model = load(path)
             models.append((model.metadata.get("preset") or Path(path).resolve().name, model))
     else:
-        for name in BENCHMARK_PRESETS:
-            PRESETS[name].check_data(args.root)
-        if args.amortized:
-            networks = [_network_of(cache_dir(name)) for name in BENCHMARK_PRESETS]
         models = [(name, pretrained(name, data_root=args.root)) for name in BENCHMARK_PRESETS]
-    problems = [pb.model_problem(model, name, pairs, args.seed, args.root) for name, model in models]
-    if not args.amortized:
-        return [(problem, []) for problem in problems]
     out = []
-    for problem, (network, fit_seconds) in zip(problems, networks):
-        problem.solver_options["amortized"] = {"network": network}
-        rows = [bm.ExtraRow(label, method, budget, fit_seconds) for label, (method, budget) in AMORTIZED_ROWS.items()]
+    for (name, model), amortized in zip(models, networks):
+        problem, rows = pb.model_problem(model, name, pairs, args.seed, args.root), []
+        if amortized is not None:
+            network, fit_seconds = amortized
+            problem.solver_options["amortized"] = {"network": network}
+            rows = [bm.ExtraRow(label, method, budget, fit_seconds) for label, (method, budget) in AMORTIZED_ROWS.items()]
         out.append((problem, rows))
     return out
 
 
 def _network_of(folder: Path) -> tuple[GeodesicNetwork, float]:
-    """The geodesic network saved beside a model and its fit time (from its .json; NaN when there is none)."""
+    """The geodesic network saved beside a model and its fit time (from its .json; 0 when there is none)."""
     file = folder / NETWORK_FILE
     if not file.is_file():
         raise FileNotFoundError(f"no geodesic network at {file}: run `vaemanifold amortize --model {folder}` first")
