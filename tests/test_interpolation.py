@@ -36,6 +36,18 @@ def test_step_variation_and_class_crossings_by_hand():
     assert torch.allclose(ip.step_variation(even), torch.zeros(2, dtype=torch.float64))
     predicted = np.array([[3, 3, 3], [3, 5, 3], [1, 1, 1]])
     assert ip.leaves_class(predicted, np.array([3, 3, 1])).tolist() == [False, True, False]
+    assert ip.extra_classes(predicted, np.array([3, 3, 1])).tolist() == [0, 1, 0]
+
+
+def test_extra_classes_of_cross_class_pairs_by_hand():
+    predicted = np.array([[1, 1, 4, 4, 2], [1, 7, 8, 7, 2], [1, 2, 1, 2, 2], [1, 1, 1, 1, 1]])
+    ends = np.array([[1, 2], [1, 2], [1, 2], [1, 2]])
+    # pair 0 visits 4; pair 1 visits 7 and 8; pair 2 only its end classes; pair 3 never reaches class 2 (no extra class)
+    assert ip.extra_classes(predicted, ends).tolist() == [1, 2, 0, 0]
+    assert ip.leaves_class(predicted, ends).tolist() == [True, True, False, False]
+    np.testing.assert_allclose(ip.off_class_frames(predicted, ends).mean(axis=1), [0.4, 0.6, 0.0, 0.0])
+    with pytest.raises(ValueError, match=r"\(P,\) or \(P, 2\)"):
+        ip.extra_classes(predicted, np.zeros((4, 3), dtype=int))
 
 
 def test_same_class_pairs():
@@ -45,6 +57,16 @@ def test_same_class_pairs():
     assert set(labels[first].tolist()) == {0, 1}  # class 2 has one sample
     with pytest.raises(ValueError, match="two samples"):
         ip.same_class_pairs(torch.tensor([0, 1, 2]), 2)
+
+
+def test_cross_class_pairs():
+    labels = torch.tensor([0, 0, 1, 1, 2, 2, 2])
+    first, second = ip.cross_class_pairs(labels, 7, seed=1)
+    assert bool((labels[first] < labels[second]).all())
+    # the three class pairs in turn
+    assert list(zip(labels[first].tolist(), labels[second].tolist()))[:4] == [(0, 1), (0, 2), (1, 2), (0, 1)]
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        ip.cross_class_pairs(torch.tensor([4, 4, 4]), 2)
 
 
 def test_end_to_end_on_a_random_decoder():
@@ -75,6 +97,18 @@ def test_end_to_end_on_a_random_decoder():
     assert summary["methods"]["graph"]["converged"] == 6
     # the line is scored on the same pairs beside each method
     assert summary["methods"]["graph"]["line_leaves_class_same_pairs"] == summary["methods"]["linear"]["leaves_class"]
+    assert summary["methods"]["graph"]["line_extra_classes_mean_same_pairs"] == summary["methods"]["linear"]["extra_classes_mean"]
+
+    # cross-class pairs: the end frames are scored against each end's class
+    first, second = ip.cross_class_pairs(labels, 6, seed=0)
+    ends = torch.stack([labels[first], labels[second]], dim=1).numpy()
+    runs = ip.run_interpolation(manifold, decoder.mean, classifier, codes[first], codes[second], ends, {}, frames=8)
+    line = runs[0]
+    summary = ip.summarise(runs, ends)
+    eligible = (line.predicted[:, 0] == ends[:, 0]) & (line.predicted[:, -1] == ends[:, 1])
+    assert summary["eligible_pairs"] == int(eligible.sum())
+    # two classes only: a frame is always one of the ends' classes
+    assert summary["methods"]["linear"]["extra_classes_mean"] in (0.0, None) and not line.leaves.any()
 
 
 def test_interpolate_command_runs_end_to_end_with_tiny_settings(tmp_path):
@@ -89,15 +123,21 @@ def test_interpolate_command_runs_end_to_end_with_tiny_settings(tmp_path):
                      progress=False)
     model.metadata = {"dataset": "mnist", "classes": [0, 1], "per_class": 150, "schedule": {"seed": 0}}
     model.save(tmp_path / "model")
-    code = main([
-        "interpolate", "--model", str(tmp_path / "model"), "--pairs", "3", "--methods", "graph", "--frames", "5",
-        "--strip-frames", "3", "--show", "2", "--batch", "2", "--classifier", "logistic", "--out", str(tmp_path / "out"),
-    ])
-    assert code == 0
-    document = json.loads((tmp_path / "out" / "interpolation.json").read_text())
-    model_doc = document["models"][0]
-    assert model_doc["dataset"] == "mnist" and 0.5 < model_doc["classifier"]["accuracy"] <= 1.0
-    assert set(model_doc["summary"]["methods"]) == {"linear", "graph"}
-    assert len(model_doc["records"]) == 3 and len(model_doc["records"][0]["graph"]["labels"]) == 5
-    assert (tmp_path / "out" / "strips_model.png").is_file() and (tmp_path / "out" / "latent_model.png").is_file()
-    assert "| model | classifier acc." in (tmp_path / "out" / "interpolation.md").read_text()
+    for pairing in ("same-class", "cross-class"):
+        out = tmp_path / pairing
+        code = main([
+            "interpolate", "--model", str(tmp_path / "model"), "--pairs", "3", "--methods", "graph", "--frames", "5",
+            "--strip-frames", "3", "--show", "2", "--batch", "2", "--classifier", "logistic", "--out", str(out),
+            "--pairing", pairing,
+        ])
+        assert code == 0
+        document = json.loads((out / "interpolation.json").read_text())
+        model_doc = document["models"][0]
+        assert document["settings"]["pairing"] == pairing
+        assert model_doc["dataset"] == "mnist" and 0.5 < model_doc["classifier"]["accuracy"] <= 1.0
+        assert set(model_doc["summary"]["methods"]) == {"linear", "graph"}
+        assert len(model_doc["records"]) == 3 and len(model_doc["records"][0]["graph"]["labels"]) == 5
+        first_classes, second_classes = zip(*(r["classes"] for r in model_doc["records"]))
+        assert (first_classes == second_classes) == (pairing == "same-class")
+        assert (out / "strips_model.png").is_file() and (out / "latent_model.png").is_file()
+        assert f"3 {pairing} pairs" in (out / "interpolation.md").read_text()

@@ -22,7 +22,7 @@ from .train import add_threads_argument, set_threads
 from .arguments import at_least, positive_int
 
 NAME = "interpolate"
-HELP = "Decode straight lines and geodesics between same-class images: class crossings, smoothness, image strips."
+HELP = "Decode straight lines and geodesics between test images: class crossings, smoothness, image strips."
 
 #: Models used without --model.
 DEFAULT_PRESETS = ("mnist-2d", "fashion-2d")
@@ -37,7 +37,9 @@ FULL_PAIRS, QUICK_PAIRS = 200, 20
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="a model folder or file (default: presets mnist-2d and fashion-2d)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_PAIRS} pairs, small solver budgets, no ODE solver")
-    parser.add_argument("--pairs", type=positive_int, default=None, help=f"same-class pairs per model (full {FULL_PAIRS})")
+    parser.add_argument("--pairs", type=positive_int, default=None, help=f"pairs per model (full {FULL_PAIRS})")
+    parser.add_argument("--pairing", default="same-class", choices=tuple(ie.PAIRINGS),
+                        help="both ends of one class (default), or of two classes, the class pairs taken in turn")
     parser.add_argument("--out", default="runs/interpolate", help="output folder (default runs/interpolate)")
     parser.add_argument("--methods", default=None, help="comma-separated solvers besides the line (default graph,gauss_newton,spline,neural,ode)")
     parser.add_argument("--frames", type=at_least(2), default=32, help="frames per curve for the scores (default 32)")

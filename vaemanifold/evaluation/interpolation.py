@@ -1,15 +1,16 @@
 """Interpolation quality: straight lines against geodesics, judged in data space.
 
-For P same-class pairs of held-out images (encoded to their posterior means)
-every method (the straight line and each geodesic solver) gives a latent
+For P pairs of held-out images (encoded to their posterior means; both of
+one class, or of two classes) every method (the straight line and each geodesic solver) gives a latent
 curve. Each curve is cut into F frames at *equal metric arc length* (the
 cumulative data-space length of f = (mu, sigma) on a dense grid, inverted by
 linear interpolation), and the frames are decoded to mean images mu(z).
 
-* Class crossings: a pixel classifier labels every frame; a curve *leaves
-  its class* when some frame gets another label. Only pairs whose two end
-  frames are classified as the pair's class are counted (otherwise the
-  endpoints themselves decide the outcome).
+* Class crossings: a pixel classifier labels every frame. A curve's *extra
+  classes* are the labels its frames get other than its two end classes
+  (one class for a same-class pair); it *leaves its classes* when there is at
+  least one. Only pairs whose end frames are classified as their end classes
+  are counted (otherwise the endpoints themselves decide the outcome).
 * Smoothness: the coefficient of variation (std / mean) of the F - 1 distances
   ||mu(z_{j+1}) - mu(z_j)|| between consecutive frames; 0 means evenly paced
   images.
@@ -60,6 +61,38 @@ def same_class_pairs(labels: torch.Tensor, count: int, seed: int = 0) -> tuple[t
     return torch.as_tensor(np.array(first)), torch.as_tensor(np.array(second))
 
 
+def cross_class_pairs(labels: torch.Tensor, count: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` seeded pairs of samples of two different classes, the unordered class pairs taken in turn.
+
+    Returns:
+        (first, second) index tensors, (count,) each; ``labels[first] < labels[second]``.
+    """
+    if count < 1:
+        raise ValueError(f"count must be >= 1, got {count}")
+    y = labels.cpu().numpy()
+    classes = np.unique(y)
+    if len(classes) < 2:
+        raise ValueError("the labels hold fewer than two classes: cannot draw cross-class pairs")
+    class_pairs = [(a, b) for k, a in enumerate(classes) for b in classes[k + 1 :]]
+    rng = np.random.default_rng(seed)
+    first, second = [], []
+    for p in range(count):
+        a, b = class_pairs[p % len(class_pairs)]
+        first.append(rng.choice(np.flatnonzero(y == a)))
+        second.append(rng.choice(np.flatnonzero(y == b)))
+    return torch.as_tensor(np.array(first)), torch.as_tensor(np.array(second))
+
+
+def end_classes(labels: np.ndarray) -> np.ndarray:
+    """The classes of each pair's two ends: (P,) one class per pair (same-class pairs) or (P, 2) -> (P, 2)."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return np.stack([labels, labels], axis=1)
+    if labels.ndim != 2 or labels.shape[1] != 2:
+        raise ValueError(f"labels must be (P,) or (P, 2), got shape {labels.shape}")
+    return labels
+
+
 def equal_arc_frames(
     manifold: DecoderManifold, curve: BasicCurve, frames: int, grid: int = ARC_GRID
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,9 +135,22 @@ def step_variation(images: torch.Tensor) -> torch.Tensor:
     return steps.std(dim=1) / steps.mean(dim=1).clamp_min(torch.finfo(steps.dtype).tiny)
 
 
+def off_class_frames(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Which frames are labelled neither of their pair's end classes: (B, F), labels (B,) or (B, 2) -> (B, F) bool."""
+    ends = end_classes(labels)
+    predicted = np.asarray(predicted)
+    return (predicted != ends[:, :1]) & (predicted != ends[:, 1:])
+
+
 def leaves_class(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Whether any frame's label differs from the pair's: (B, F), (B,) -> (B,) bool."""
-    return (np.asarray(predicted) != np.asarray(labels)[:, None]).any(axis=1)
+    """Whether any frame's label is neither end class: (B, F), labels (B,) or (B, 2) -> (B,) bool."""
+    return off_class_frames(predicted, labels).any(axis=1)
+
+
+def extra_classes(predicted: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """How many distinct classes other than the end classes the frames visit: (B, F), labels (B,) or (B, 2) -> (B,) int."""
+    off = off_class_frames(predicted, labels)
+    return np.array([len(set(row[mask].tolist())) for row, mask in zip(np.asarray(predicted), off)], dtype=int)
 
 
 @dataclass
@@ -116,7 +162,8 @@ class MethodFrames:
         points: (P, F, d) frames in latent space; images: (P, F, D) decoded means.
         length: (P,) metric lengths; converged: (P,) bool; reasons: per pair.
         predicted: (P, F) classifier labels of the frames.
-        leaves: (P,) whether the curve leaves its class; off_class: (P,) share of such frames.
+        leaves: (P,) whether some frame is labelled neither end class; off_class: (P,) share of such frames;
+        extra: (P,) how many distinct such classes the frames visit.
         variation: (P,) coefficient of variation of the frame steps.
         seconds: solver wall time, all batches.
         curves: the solver's curves, one object per batch of pairs.
@@ -132,6 +179,7 @@ class MethodFrames:
     predicted: np.ndarray
     leaves: np.ndarray
     off_class: np.ndarray
+    extra: np.ndarray
     variation: torch.Tensor
     seconds: float
     curves: list = field(repr=False)
@@ -151,8 +199,9 @@ def run_method(
 ) -> MethodFrames:
     """Connect all pairs with one method, ``batch`` pairs per solver call, then cut, decode and score the curves.
 
+    ``labels`` are the pairs' end classes: (P,) for same-class pairs, (P, 2) otherwise.
     Batches bound the solver's problem size: an optimiser's convergence check
-    (and L-BFGS's shared line search) then waits for ``batch`` pairs, not all P.
+    then waits for ``batch`` pairs, not all P.
     """
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
@@ -170,25 +219,26 @@ def run_method(
     with torch.no_grad():
         images = decode(points_t)
     predicted = classifier.predict(images)
-    off = predicted != np.asarray(labels)[:, None]
+    off = off_class_frames(predicted, labels)
     return MethodFrames(
         method=method, options=dict(options), points=points_t, images=images, length=torch.cat(length),
         converged=torch.cat(converged), reasons=reasons, predicted=predicted, leaves=off.any(axis=1),
-        off_class=off.mean(axis=1), variation=step_variation(images).cpu(), seconds=seconds, curves=curves,
+        off_class=off.mean(axis=1), extra=extra_classes(predicted, labels), variation=step_variation(images).cpu(), seconds=seconds, curves=curves,
     )
 
 
 def summarise(runs: list[MethodFrames], labels: np.ndarray) -> dict:
-    """Per method: counts, crossing rates (with the line's on the same pairs), smoothness, lengths, time.
+    """Per method: counts, crossing rates and extra classes (with the line's on the same pairs), smoothness,
+    lengths, time.
 
-    ``runs[0]`` must be the straight line. A pair counts when both its end
-    frames are classified as its class (``eligible``) and the method converged.
+    ``runs[0]`` must be the straight line; ``labels`` are the end classes, (P,) or (P, 2). A pair counts
+    when its end frames are classified as its end classes (``eligible``) and the method converged.
     """
     line = runs[0]
     if line.method != "linear":
         raise ValueError(f"the first run must be the straight line, got {line.method!r}")
-    labels = np.asarray(labels)
-    eligible = (line.predicted[:, 0] == labels) & (line.predicted[:, -1] == labels)
+    ends = end_classes(labels)
+    eligible = (line.predicted[:, 0] == ends[:, 0]) & (line.predicted[:, -1] == ends[:, 1])
     out = {}
     for run in runs:
         used = eligible & run.converged.numpy()
@@ -201,6 +251,10 @@ def summarise(runs: list[MethodFrames], labels: np.ndarray) -> dict:
             "leaves_class_converged_or_not": float(run.leaves[eligible].mean()) if eligible.any() else None,
             "line_leaves_class_same_pairs": float(line.leaves[used].mean()) if n else None,
             "off_class_frames": float(run.off_class[used].mean()) if n else None,
+            "extra_classes_mean": float(run.extra[used].mean()) if n else None,
+            "line_extra_classes_mean_same_pairs": float(line.extra[used].mean()) if n else None,
+            "fewer_extra_classes_than_line": int((run.extra < line.extra)[used].sum()),
+            "more_extra_classes_than_line": int((run.extra > line.extra)[used].sum()),
             "step_cv_median": float(run.variation[used].median()) if n else None,
             "line_step_cv_median_same_pairs": float(line.variation[used].median()) if n else None,
             "length_over_line_median": float((run.length / line.length)[used].median()) if n else None,
@@ -234,6 +288,7 @@ def strip_figure(
     fig, axes = plt.subplots(
         len(pairs), 1, figsize=(0.62 * frames + 2.6, (0.62 * methods + 0.45) * len(pairs) + 0.5), squeeze=False
     )
+    ends = end_classes(labels)
     for ax, p in zip(axes[:, 0], pairs):
         rows = [images[k][p].detach().cpu().reshape(frames, side, side).permute(1, 0, 2).reshape(side, frames * side)
                 for k in range(methods)]
@@ -245,7 +300,8 @@ def strip_figure(
         ax.set_yticklabels(names, fontsize=8)
         for tick, run in zip(ax.get_yticklabels(), runs):
             tick.set_color("#c00000" if run.leaves[p] else "black")
-        ax.set_title(f"pair {p} (class {labels[p]})", fontsize=9, loc="left")
+        a, b = ends[p]
+        ax.set_title(f"pair {p} (class {a})" if a == b else f"pair {p} (classes {a} -> {b})", fontsize=9, loc="left")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
@@ -274,7 +330,8 @@ def run_interpolation(
         runs.append(run)
         if log:
             log(
-                f"  {name:<8} converged {int(run.converged.sum())}/{len(labels)}, leaves class {run.leaves.mean():.1%}, "
+                f"  {name:<8} converged {int(run.converged.sum())}/{len(labels)}, leaves its classes {run.leaves.mean():.1%}, "
+                f"extra classes {run.extra.mean():.2f} a pair, "
                 f"{time.perf_counter() - start:.0f} s"
             )
     return runs

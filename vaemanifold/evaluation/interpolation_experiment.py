@@ -1,13 +1,13 @@
 """The interpolation experiment, as ``vaemanifold interpolate`` runs it: lines against geodesics, decoded.
 
-Per model: a pixel classifier on its data, same-class pairs of held-out test
-images, every method's curves cut into frames at equal metric arc length and
+Per model: a pixel classifier on its data, same-class or cross-class pairs of
+held-out test images, every method's curves cut into frames at equal metric arc length and
 decoded, class crossings and smoothness scored (:mod:`vaemanifold.evaluation.interpolation`),
 figures; then ``interpolation.json`` and the table ``interpolation.md``.
 
 ``options`` below is the command's parsed arguments, or any object with the
 attributes ``root``, ``classifier``, ``seed``, ``frames``, ``batch``,
-``show``, ``strip_frames`` and ``quick``.
+``show``, ``strip_frames``, ``quick`` and ``pairing`` (one of :data:`PAIRINGS`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ from . import interpolation as ip
 from .classifier import train_classifier
 from .clustering import as_json
 from .tables import markdown_table
+
+#: How the pairs of test images are drawn: both of one class, or of two classes (the class pairs in turn).
+PAIRINGS = {"same-class": ip.same_class_pairs, "cross-class": ip.cross_class_pairs}
 
 
 def model_data(metadata: dict) -> tuple[str, object, object, int]:
@@ -50,11 +53,11 @@ def run_model(name: str, model, args, methods: dict, pairs: int, out: Path) -> d
 
     model = model.double()  # geometry in float64
     manifold = model.manifold()
-    first, second = ip.same_class_pairs(y_test, pairs, args.seed)
+    first, second = PAIRINGS[args.pairing](y_test, pairs, args.seed)
     with torch.no_grad():
         z0 = model.encode(X_test[first].double())[0]
         z1 = model.encode(X_test[second].double())[0]
-    labels = y_test[first].numpy()
+    labels = torch.stack([y_test[first], y_test[second]], dim=1).numpy()  # (P, 2) end classes
 
     def decode(z: torch.Tensor) -> torch.Tensor:
         return model.decode(z)[0]
@@ -81,10 +84,11 @@ def run_model(name: str, model, args, methods: dict, pairs: int, out: Path) -> d
                     title=f"{name}: first {len(show)} pairs, all methods")
     records = [
         {
-            "pair": p, "first": int(first[p]), "second": int(second[p]), "label": int(labels[p]),
+            "pair": p, "first": int(first[p]), "second": int(second[p]), "classes": labels[p].tolist(),
             **{
                 run.method: {
                     "converged": bool(run.converged[p]), "leaves_class": bool(run.leaves[p]),
+                    "extra_classes": int(run.extra[p]),
                     "off_class_frames": float(run.off_class[p]), "step_cv": float(run.variation[p]),
                     "length": float(run.length[p]), "labels": run.predicted[p].tolist(),
                 }
@@ -105,11 +109,13 @@ def markdown(document: dict) -> str:
     lines = [
         "# Interpolation quality: straight lines vs geodesics",
         "",
-        f"{s['pairs']} same-class pairs of held-out test images per model (posterior means); every curve cut into "
-        f"{s['frames']} frames at equal metric arc length and decoded (mean images). *Leaves class*: some frame is "
-        "labelled another class by the pixel classifier; counted over pairs whose two end frames are labelled correctly "
-        "and on which the method converged (*counted*), the straight line on the same pairs beside it. *Step CV*: "
-        "coefficient of variation of the distances between consecutive decoded frames (median over pairs).",
+        f"{s['pairs']} {s['pairing']} pairs of held-out test images per model (posterior means); every curve cut into "
+        f"{s['frames']} frames at equal metric arc length and decoded (mean images). *Leaves*: some frame is "
+        "labelled by the pixel classifier as neither end's class; *extra classes*: how many distinct such classes the "
+        "frames visit, mean over pairs. Both are counted over pairs whose end frames are labelled as their ends' "
+        "classes and on which the method converged (*counted*), the straight line on the same pairs beside each. "
+        "*Fewer / more*: counted pairs on which the method's curve visits fewer / more extra classes than the line. "
+        "*Step CV*: coefficient of variation of the distances between consecutive decoded frames (median over pairs).",
         "",
     ]
 
@@ -121,13 +127,15 @@ def markdown(document: dict) -> str:
 
     rows = [
         (model["name"], pct(model["classifier"]["accuracy"]), method, f"{m['converged']}/{m['pairs']}", m["counted"],
-         pct(m["leaves_class"]), pct(m["line_leaves_class_same_pairs"]), num(m["step_cv_median"]),
+         pct(m["leaves_class"]), pct(m["line_leaves_class_same_pairs"]), num(m["extra_classes_mean"], ".2f"),
+         num(m["line_extra_classes_mean_same_pairs"], ".2f"),
+         f"{m['fewer_extra_classes_than_line']} / {m['more_extra_classes_than_line']}", num(m["step_cv_median"]),
          num(m["line_step_cv_median_same_pairs"]), num(m["length_over_line_median"]), f"{m['seconds_per_pair']:.2f}")
         for model in document["models"]
         for method, m in model["summary"]["methods"].items()
     ]
-    header = ("model", "classifier acc.", "method", "converged", "counted", "leaves class", "line, same pairs",
-              "step CV", "line step CV", "length / line", "s/pair")
+    header = ("model", "classifier acc.", "method", "converged", "counted", "leaves", "line, same pairs",
+              "extra classes", "line, same pairs", "fewer / more", "step CV", "line step CV", "length / line", "s/pair")
     lines += markdown_table(header, rows)
     lines += ["", f"Total wall time {document['seconds']:.0f} s on {document['threads']} thread(s); command: `{document['command']}`", ""]
     return "\n".join(lines)
@@ -144,7 +152,7 @@ def run_interpolation_experiment(
     clock = time.perf_counter()
     records = [run_model(name, model, options, methods, pairs, out) for name, model in models]
     document = as_json({
-        "settings": {"pairs": pairs, "frames": options.frames, "methods": methods, "quick": options.quick,
+        "settings": {"pairs": pairs, "pairing": options.pairing, "frames": options.frames, "methods": methods, "quick": options.quick,
                      "classifier": options.classifier, "seed": options.seed},
         "threads": torch.get_num_threads(),
         "command": command,
