@@ -198,3 +198,21 @@ def test_a_pair_whose_step_is_not_finite_stops_with_that_reason_and_the_others_g
     result = gauss_newton_descent(M, start, _node_points(z0, z1, 16), singular_for_pair_1, 5e-4, 50)
     assert bool(result.converged[0]) and result.reasons[0] is None
     assert not bool(result.converged[1]) and "step was not finite" in result.reasons[1]
+
+
+def test_extra_levels_refine_only_the_pairs_their_nodes_do_not_resolve():
+    # at 4 segments the long arc's midpoints lengthen its data-space polyline by about 1.05%
+    # (above REFINE_STRETCH), the short one's by 6e-5
+    M = analytic.sphere_manifold()
+    z0 = torch.tensor([[1.0, -1.0], [1.5, 0.0]], dtype=D64)
+    z1 = torch.tensor([[2.0, 1.2], [1.6, 0.15]], dtype=D64)
+    truth = analytic.great_circle_distance(z0, z1)
+    fixed = vm.connecting_geodesic(M, z0, z1, levels=(4,), extra_levels=0)
+    adaptive = vm.connecting_geodesic(M, z0, z1, levels=(4,), extra_levels=2)
+    assert fixed.converged.all() and adaptive.converged.all()
+    error_fixed, error_adaptive = (fixed.length / truth - 1).abs(), (adaptive.length / truth - 1).abs()
+    assert error_adaptive[0] < error_fixed[0] / 3  # refined at 8 segments
+    torch.testing.assert_close(adaptive.length[1], fixed.length[1], rtol=1e-12, atol=0)  # left as it was
+    assert adaptive.iterations > fixed.iterations
+    with pytest.raises(ValueError, match="extra_levels"):
+        vm.connecting_geodesic(M, z0, z1, extra_levels=-1)
