@@ -98,12 +98,42 @@ def test_cluster_command_runs_end_to_end_with_tiny_settings(tmp_path):
     document = json.loads((tmp_path / "clustering.json").read_text())
     record = document["sets"][0]
     assert record["digits"] == [0, 1] and record["subset_size"] == 24 and record["model"]["per_digit"] == 500
-    for method in cl.METHODS:
+    assert list(record["summary"]) == [m for m in cl.METHODS if m != "amortized_kmedoids"]  # only on request
+    for method in record["summary"]:
         assert 0.5 <= record["summary"][method]["f_measure"]["mean"] <= 1.0
     assert len(record["class_means"]["frechet"]) == 2
-    assert "| 0,1 | geodesic k-medoids |" in (tmp_path / "clustering.md").read_text()
+    assert "| 0,1 | geodesic (graph) k-medoids |" in (tmp_path / "clustering.md").read_text()
     assert (tmp_path / "clusters_01.png").is_file() and (tmp_path / "means_01.png").is_file()
     # the cached model is reused with the same recipe
     assert main(["cluster", "--quick", "--sets", "0,1", "--subsets", "1", "--subset-per-class", "12", "--epochs", "2",
                  "--validate-pairs", "0", "--frechet-points", "0", "--out", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "clustering.json").read_text())["sets"][0]["model"]["trained"] is False
+
+
+def test_cluster_command_with_amortized_distances(tmp_path):
+    import json
+
+    from vaemanifold import GeodesicNetwork
+    from vaemanifold.cli import main
+
+    arguments = [
+        "cluster", "--quick", "--sets", "0,1", "--subsets", "2", "--subset-per-class", "8", "--epochs", "2",
+        "--validate-pairs", "0", "--frechet-points", "0", "--restarts", "2", "--amortized", "--network-seconds", "6",
+        "--out", str(tmp_path),
+    ]
+    assert main(arguments) == 0
+    record = json.loads((tmp_path / "clustering.json").read_text())["sets"][0]
+    assert list(record["summary"]) == list(cl.METHODS)  # the amortised row first, in table order
+    assert 0.5 <= record["summary"]["amortized_kmedoids"]["f_measure"]["mean"] <= 1.0
+    assert record["model"]["network"]["fitted"] is True and len(record["amortized"]) == 2
+    for check in record["amortized"]:
+        assert check["pairs"] == 16 * 15 // 2 and check["grid"] == 64
+        # every entry is the length of a real curve between the codes: never much below the geodesic's
+        assert check["check"]["reference_converged"] > 0 and min(check["check"]["ratios"]) > 0.99
+    table = (tmp_path / "clustering.md").read_text()
+    assert "| 0,1 | geodesic (amortised network) k-medoids |" in table and "D / L_GN median" in table
+    network_file = tmp_path / "models" / "digits-01" / "geodesic_network.pt"
+    GeodesicNetwork.load(network_file)
+    # reused while it fits the set's VAE
+    assert main(arguments) == 0
+    assert json.loads((tmp_path / "clustering.json").read_text())["sets"][0]["model"]["network"]["fitted"] is False

