@@ -87,7 +87,7 @@ def run_model(name: str, model, args, methods: dict, pairs: int, out: Path) -> d
             "pair": p, "first": int(first[p]), "second": int(second[p]), "classes": labels[p].tolist(),
             **{
                 run.method: {
-                    "converged": bool(run.converged[p]), "leaves_class": bool(run.leaves[p]),
+                    "converged": bool(run.converged[p]), "reason": run.reasons[p], "leaves_class": bool(run.leaves[p]),
                     "extra_classes": int(run.extra[p]),
                     "off_class_frames": float(run.off_class[p]), "step_cv": float(run.variation[p]),
                     "length": float(run.length[p]), "labels": run.predicted[p].tolist(),
