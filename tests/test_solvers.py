@@ -202,3 +202,19 @@ def test_bad_input_gives_clear_errors():
         vm.connecting_geodesic(object(), z0, z1)
     with pytest.raises(ValueError, match="on_failure"):
         vm.distance(M, z0, z1, on_failure="ignore")
+
+
+def test_measuring_in_chunks_gives_what_measuring_at_once_does(monkeypatch):
+    from vaemanifold import geodesic
+
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(5, seed=1)
+    curve = vm.connecting_geodesic(M, z0, z1).curve
+    at_once = geodesic.measure(M, curve, grid=64)
+    monkeypatch.setattr(geodesic, "MEASURE_CHUNK", 2)  # chunks of 2, 2 and 1 curves
+    in_chunks = geodesic.measure(M, curve, grid=64)
+    for whole, parts in zip(at_once, in_chunks):
+        torch.testing.assert_close(parts, whole, rtol=1e-12, atol=0)
+    # and the great-circle distances, which the 64-point polylines approach from below
+    truth = analytic.great_circle_distance(z0, z1)
+    assert ((in_chunks[0] / truth - 1).abs() < 1e-3).all()
