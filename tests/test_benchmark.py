@@ -101,9 +101,9 @@ def test_best_known_is_the_minimum_over_methods():
     best, source = bm.best_known(runs)
     assert torch.equal(best, torch.tensor([2.0, 1.0, 2.5, 5.0], dtype=D64))
     assert source == ["b", "a", "b", "a"]
-    # a length the dense grid does not resolve (doubling it changes the length by more than GRID_TOL) never counts
+    # a length the dense grid does not resolve (doubling it changes the length by more than BEST_GRID_TOL) never counts
     unresolved = hand_run("d", [1.0, 0.5, 1.0, 1.0])
-    unresolved.grid_change = torch.tensor([0.0, 2 * bm.GRID_TOL, 0.0, 0.0], dtype=D64)
+    unresolved.grid_change = torch.tensor([0.0, 2 * bm.BEST_GRID_TOL, 0.0, 0.0], dtype=D64)
     best, source = bm.best_known(runs + [unresolved])
     assert torch.equal(best, torch.tensor([1.0, 1.0, 1.0, 1.0], dtype=D64)) and source == ["d", "a", "d", "d"]
     nothing, label = bm.best_known([hand_run("a", [float("nan")])])

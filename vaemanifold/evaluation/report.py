@@ -50,7 +50,7 @@ from typing import Mapping, Optional, Sequence
 import stochman
 import torch
 
-from .benchmark import GRID_TOL, STOCHMAN, STOCHMAN_GRID, STOCHMAN_ITERATIONS, BenchmarkResult, jsonable
+from .benchmark import BEST_GRID_TOL, GRID_TOL, STOCHMAN, STOCHMAN_GRID, STOCHMAN_ITERATIONS, BenchmarkResult, jsonable
 from .tables import markdown_table
 
 #: Keys every summary row has (tests and readers rely on them).
@@ -187,8 +187,8 @@ def markdown(document: dict) -> str:
         lines += [
             "",
             f"Largest change of a length when the dense grid is doubled: {worst:.1e} "
-            f"({'below' if worst < GRID_TOL else 'NOT below'} {GRID_TOL:.1%}; lengths that change by more are "
-            "left out of the best known).",
+            f"({'below' if worst < GRID_TOL else 'NOT below'} {GRID_TOL:.1%}; lengths that change by more than "
+            f"{BEST_GRID_TOL:.0%} are left out of the best known).",
         ]
         sources: dict[str, int] = {}
         for label in model["best_source"]:
