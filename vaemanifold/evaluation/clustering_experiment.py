@@ -219,7 +219,7 @@ def markdown(document: dict) -> str:
         "codes of the set, edges measured by the expected metric"
         + (
             f"; *amortised network* geodesic distances are the lengths of a geodesic network's curves (one network per "
-            f"set, fitted in {s['network_seconds']:.0f} s) between every two subset codes, measured on {AMORTIZED_GRID} points"
+            f"set, fitted within a {s['network_seconds']:.0f} s budget) between every two subset codes, measured on {AMORTIZED_GRID} points"
             if s.get("amortized") else ""
         )
         + ". F-measure: class-size-weighted best-match F1; NMI: scikit-learn (arithmetic normalisation). "
