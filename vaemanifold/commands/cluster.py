@@ -59,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "then about 0.4 dense length evaluations a pair: --quick takes about 30 minutes on one core)",
     )
     parser.add_argument("--network-seconds", type=float, default=170.0, help="fitting budget of each network (default 170)")
+    parser.add_argument("--check-pairs", type=positive_int, default=64,
+                        help="pairs of each subset checked against Gauss-Newton geodesics with --amortized (default 64)")
     parser.add_argument("--retrain", action="store_true", help="retrain the VAEs (and networks) even when cached")
     parser.add_argument("--seed", type=int, default=0)
     add_threads_argument(parser)
@@ -76,7 +78,7 @@ def _settings(args: argparse.Namespace) -> dict:
     if not args.network_seconds > 0:
         raise ValueError(f"--network-seconds must be positive, got {args.network_seconds}")
     base.update(quick=args.quick, k=args.k, restarts=args.restarts, seed=args.seed, root=args.root,
-                amortized=args.amortized, network_seconds=args.network_seconds)
+                amortized=args.amortized, network_seconds=args.network_seconds, check_pairs=args.check_pairs)
     base["sets"] = [list(s) for s in args.sets]
     base["per_class"] = ce.ROOT_PER_CLASS if args.root else None
     return base
