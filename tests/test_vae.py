@@ -87,6 +87,20 @@ def test_rbf_network_follows_the_paper():
         RBFPrecision(2, 3, 2, zeta=0.0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rbf_activations_are_exact_near_the_centres_and_never_subnormal(dtype):
+    rbf = RBFPrecision(latent_dim=1, data_dim=2, num_centers=1, zeta=0.01).to(dtype)
+    tiny = torch.finfo(dtype).tiny
+    z = torch.linspace(0, 40, 4001, dtype=dtype).unsqueeze(-1)  # exponents 0 .. 1600: far into exp's subnormals
+    v = rbf.activations(z).squeeze(-1)
+    exact = torch.exp(-z.squeeze(-1) ** 2)
+    assert not ((v > 0) & (v < tiny)).any()
+    kept = v > 0
+    torch.testing.assert_close(v[kept], exact[kept], rtol=0, atol=0)
+    assert exact[~kept].max() < tiny ** 0.7  # only values far below any that count are cut
+    assert kept.sum() > 1 and (~kept).sum() > 1
+
+
 def test_training_lowers_the_loss_and_phase_two_is_monotone(trained):
     model, history = trained
     losses = [e["loss"] for e in history.mean_phase]
