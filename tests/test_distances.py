@@ -145,6 +145,9 @@ def test_a_coarser_measuring_grid_and_what_it_costs():
     i, j = torch.triu_indices(len(Z), len(Z), 1)
     expected = vm.connecting_geodesic(M, Z[i], Z[j], grid=16).length
     torch.testing.assert_close(coarse[i, j], expected, rtol=1e-6, atol=0)
+    grid_only = vm.connecting_geodesic(M, Z[i], Z[j], grid=16, grid_change=False)  # what the matrix measures
+    torch.testing.assert_close(grid_only.length, expected, rtol=1e-6, atol=0)
+    assert grid_only.grid_change.isnan().all()
     assert not torch.allclose(coarse, vm.distance_matrix(M, Z, on_failure="keep"), rtol=1e-6, atol=0)  # the grid is used
     cost = grid_cost(M, Z, 16, sample=8)
     assert cost.shape == (8,) and (cost > 0).all() and (cost < 0.01).all()

@@ -115,14 +115,14 @@ def solve_block(
     grid: int = MEASURE_GRID,
 ) -> BlockResult:
     """Solve the pairs of one block of ``blocks`` between the rows of Z (N, d), ``batch_size`` at a time,
-    measuring each on ``grid`` points."""
+    measuring each on ``grid`` points (not on the doubled grid: :func:`grid_cost` samples what the grid costs)."""
     start = time.perf_counter()
     rows, cols = blocks.indices(block)
     lengths, converged, reasons = [], [], {}
     for first in range(0, len(rows), batch_size):
         i = torch.as_tensor(rows[first : first + batch_size], device=Z.device)
         j = torch.as_tensor(cols[first : first + batch_size], device=Z.device)
-        result = connecting_geodesic(manifold, Z[i], Z[j], method=solver, grid=grid)
+        result = connecting_geodesic(manifold, Z[i], Z[j], method=solver, grid=grid, grid_change=False)
         lengths.append(result.length.detach().to("cpu", torch.float64).numpy())
         converged.append(result.converged.cpu().numpy())
         reasons.update({first + k: r for k, r in enumerate(result.reasons) if r is not None})
