@@ -179,6 +179,25 @@ def test_graph_on_sphere_and_refined():
     assert relative_error(refined, truth[:4]).max() < 0.01
 
 
+def test_graph_curve_is_the_float64_least_squares_spline_with_exact_float32_ends():
+    from vaemanifold.curves import SplineCurve
+    from vaemanifold.solvers.graph import _fitted_spline
+
+    g = torch.Generator().manual_seed(3)
+    t = torch.linspace(0, 1, 128, dtype=torch.float64)
+    winding = torch.cumsum(torch.randn(2, 128, 8, generator=g, dtype=torch.float64), dim=1)  # a 5-NN path's zigzag
+    z0, z1 = winding[:, 0].float(), winding[:, -1].float()
+    winding[:, 0], winding[:, -1] = z0.double(), z1.double()
+    curve = _fitted_spline(z0, z1, 16, t, winding)
+    reference = SplineCurve(z0.double(), z1.double(), num_nodes=16, requires_grad=False)
+    reference.fit(t, winding)
+    s = torch.linspace(0, 1, 301, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(curve(s.float()).double(), reference(s), rtol=0, atol=1e-4 * float(winding.abs().max()))
+        ends = curve(torch.tensor([0.0, 1.0]))
+    assert curve.begin.dtype == torch.float32 and torch.equal(ends[:, 0], z0) and torch.equal(ends[:, 1], z1)
+
+
 def test_graph_uses_latents_and_needs_points():
     M = analytic.sphere_manifold()
     z0, z1 = analytic.sphere_pairs(1, seed=9)
