@@ -106,16 +106,16 @@ def measure(manifold: DecoderManifold, curve: BasicCurve, grid: int = MEASURE_GR
     step = 2 if grid_change else 1  # the grid's points are every other point of the doubled grid
     parts = []
     with torch.no_grad():
-        fine = curve(torch.linspace(0, 1, step * (grid - 1) + 1, dtype=dtype, device=device))
-        fine = fine.reshape(len(curve), step * (grid - 1) + 1, -1)
-        for chunk in fine.split(MEASURE_CHUNK):
+        sampled = curve(torch.linspace(0, 1, step * (grid - 1) + 1, dtype=dtype, device=device))
+        sampled = sampled.reshape(len(curve), step * (grid - 1) + 1, -1)
+        for chunk in sampled.split(MEASURE_CHUNK):
             embedded = manifold.embed(chunk)
             on_grid = embedded[:, ::step]
             doubled = polyline_length(embedded) if grid_change else torch.full_like(on_grid[:, 0, 0], float("nan"))
             parts.append((polyline_length(on_grid), doubled, polyline_energy(on_grid)))
-    length, fine_length, energy = (torch.cat(values) for values in zip(*parts)) if parts else (fine.new_zeros(0),) * 3
+    length, fine_length, energy = (torch.cat(values) for values in zip(*parts)) if parts else (sampled.new_zeros(0),) * 3
     change = (fine_length - length).abs() / fine_length.clamp_min(torch.finfo(dtype).tiny)
-    return length, energy, change, fine[:, ::step]
+    return length, energy, change, sampled[:, ::step]
 
 
 def connecting_geodesic(

@@ -299,4 +299,3 @@ def _fitted_spline(z0: torch.Tensor, z1: torch.Tensor, knots: int, t: torch.Tens
     values = values.to(z0.dtype)
     values[:, 0], values[:, -1] = z0, z1
     return HermiteCurve(at.to(z0.dtype).expand(len(z0), knots), values, slopes.to(z0.dtype))
-

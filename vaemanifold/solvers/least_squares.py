@@ -79,12 +79,12 @@ def node_system(manifold: DecoderManifold, points: torch.Tensor) -> NodeSystem:
     rows = J.transpose(-1, -2).reshape(b * m, d, -1)
     coupling = rows[:-1] @ rows[1:].transpose(-1, -2)  # (b * m - 1, d, d)
     upper = torch.cat([coupling, coupling[:1]]).view(b, m, d, d)[:, :-1]
-    gradient = (rows @ (r[:, 1:] - r[:, :-1]).reshape(b * m, -1, 1)).view(b, m, d)
+    rhs = (rows @ (r[:, 1:] - r[:, :-1]).reshape(b * m, -1, 1)).view(b, m, d)  # -dS/dx / 2
     return NodeSystem(
         value=(r**2).sum(dim=(1, 2)),
         diag=2 * (rows @ rows.transpose(-1, -2)).view(b, m, d, d),
         upper=-upper,
-        rhs=gradient,
+        rhs=rhs,
     )
 
 
