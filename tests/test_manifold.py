@@ -43,6 +43,31 @@ def test_embed_follows_stochman_contract():
     assert M.metric(points[0]).shape == (5, 2, 2)
 
 
+@pytest.mark.parametrize("with_std", [False, True])
+def test_embed_in_chunks_matches_autograd_and_keeps_gradients(monkeypatch, with_std):
+    """Batches larger than EMBED_CHUNK are embedded chunk by chunk, with the same values, Jacobians
+    (in the tangent-major layout node_system views) and gradients as one batch."""
+    mean, std = mlp(3, 5, 0), (mlp(3, 4, 1, softplus=True) if with_std else None)
+    M = vm.DecoderManifold(mean, std)
+    z = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
+    whole, whole_J = M.embed(z, jacobian=True)
+    monkeypatch.setattr(vm.manifold, "EMBED_CHUNK", 4)  # 14 points: chunks of 4, 4, 4, 2
+    values, J = M.embed(z, jacobian=True)
+
+    def f(x):
+        return torch.cat([mean(x), std(x)], -1) if with_std else mean(x)
+
+    expected = torch.stack([torch.autograd.functional.jacobian(f, zi) for zi in z.detach().reshape(-1, 3)])
+    torch.testing.assert_close(values, f(z.detach()))
+    torch.testing.assert_close(J, expected.view(2, 7, -1, 3))
+    torch.testing.assert_close(J, whole_J)
+    assert J.movedim(-1, 0).is_contiguous()  # tangent-major, as in one batch
+    (grad,) = torch.autograd.grad(values.square().sum() + J.sum(), z)
+    (whole_grad,) = torch.autograd.grad(whole.square().sum() + whole_J.sum(), z)
+    torch.testing.assert_close(grad, whole_grad)
+    torch.testing.assert_close(M.embed(z), values)
+
+
 def test_metric_chunks_agree():
     M = analytic.random_mlp_manifold(2)
     z = torch.randn(50, 2)
