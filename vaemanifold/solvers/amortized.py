@@ -38,7 +38,11 @@ class AmortizedSolver(GeodesicSolver):
             predicts it less than ``tol`` (relative) longer than the optimum of
             that model (default 0.01); otherwise its reason gives the predicted
             excess. The check costs one decoder Jacobian per node.
-        check_segments: segments of that check (default 32).
+        check_segments: segments of that check (default 16). On 384 random
+            pairs of mnist-2d codes, 8, 16, 32 and 64 segments flagged the same
+            pairs up to 1% of them (of the 333 whose curve was over 1% longer
+            than the Gauss-Newton geodesic, 330 to 332 flagged, with 29 to 35
+            false alarms), and 16 costs half of 32.
 
     With refinement, convergence and reasons are the refining solver's.
     """
@@ -50,7 +54,7 @@ class AmortizedSolver(GeodesicSolver):
         network=None,
         refine: Union[None, bool, str] = None,
         tol: float = 0.01,
-        check_segments: int = 32,
+        check_segments: int = 16,
     ) -> None:
         if network is None:
             raise ValueError(
