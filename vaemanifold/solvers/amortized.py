@@ -42,7 +42,7 @@ class AmortizedSolver(GeodesicSolver):
             pairs of mnist-2d codes, 8, 16, 32 and 64 segments flagged the same
             pairs up to 1% of them (of the 333 whose curve was over 1% longer
             than the Gauss-Newton geodesic, 330 to 332 flagged, with 29 to 35
-            false alarms), and 16 costs half of 32.
+            false alarms; docs/examples/check_segments.py), and 16 costs half of 32.
 
     With refinement, convergence and reasons are the refining solver's.
     """
