@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, Optional
@@ -160,6 +162,33 @@ def _solver_options(args: argparse.Namespace) -> tuple[dict, dict]:
 
 
 @contextlib.contextmanager
+def _interrupt_after_block() -> Iterator[list]:
+    """Within the block, a first Ctrl-C only marks the returned list (the caller stops after the block it
+    is solving, once that is saved); a second one interrupts at once.
+
+    Python raises KeyboardInterrupt wherever the main thread is, and where that is a finaliser (a
+    ``__del__``, a weakref callback: torch and tqdm run some) the exception is printed and dropped, so
+    the run would go on as if never interrupted. Outside the main thread signals cannot be handled, and
+    Ctrl-C keeps its default behaviour.
+    """
+    interrupted: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield interrupted
+        return
+
+    def on_interrupt(signum, frame) -> None:
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(signum)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def _client(args: argparse.Namespace) -> Iterator[Optional[object]]:
     if args.workers is None and args.scheduler is None:
         yield None
@@ -202,13 +231,15 @@ def run(args: argparse.Namespace) -> int:
         )
     solved = 0
     try:
-        with _client(args) as client:
+        with _client(args) as client, _interrupt_after_block() as interrupted:
             start = time.perf_counter()  # after the cluster started: the time solving takes
             for result in block_results(
                 manifold, Z, store.blocks, todo, solver, args.batch_size, client, progress=True, grid=args.grid
             ):
                 store.save(result)
                 solved += 1
+                if interrupted and solved < len(todo):
+                    raise KeyboardInterrupt
             seconds = time.perf_counter() - start
     except KeyboardInterrupt:
         print(
