@@ -6,14 +6,15 @@ Euclidean metric through f is the *expected* metric of Arvanitidis et al. (2017)
 
     M(z) = J_mu(z)^T J_mu(z) + J_sigma(z)^T J_sigma(z).
 
-All derivatives use torch.func forward mode: a Jacobian is d JVPs (vmapped),
-a curve's velocity in data space is one JVP, and the geodesic equation's
+All derivatives use forward mode: a Jacobian is d JVPs (vmapped torch.func,
+or one fused pass for the layers :mod:`vaemanifold.jets` knows), a curve's velocity in data space is one JVP, and the geodesic equation's
 Christoffel term is one nested JVP. Any row-wise callable or ``nn.Module``
 works as mean or std; stochman's ``nnj`` layers are not needed.
 """
 
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from typing import Callable, Iterator, Optional, Union
 
@@ -25,6 +26,7 @@ from torch import nn
 from torch.func import jvp, vmap
 
 from ._checks import check_points
+from .jets import basis_jet, jet_rule
 
 #: The function behind :meth:`DecoderManifold.connecting_geodesic`:
 #: :func:`vaemanifold.connecting_geodesic`, installed by :mod:`vaemanifold.geodesic` through
@@ -169,36 +171,47 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         self._count(points, 1 + self.latent_dim if jacobian else 1)
         flat = points.reshape(-1, points.shape[-1])
         chunk = EMBED_CHUNK if flat.device.type == "cpu" else max(len(flat), 1)
-        values, tangents = self._embed_rows(flat[:chunk], jacobian)
-        if len(flat) > chunk:  # fill preallocated outputs chunk by chunk (a torch.cat would copy them again)
-            first_values, first_tangents = values, tangents
-            values = first_values.new_empty(len(flat), first_values.shape[-1])
-            values[:chunk] = first_values
-            if jacobian:
-                tangents = first_tangents.new_empty(len(first_tangents), len(flat), first_tangents.shape[-1])
-                tangents[:, :chunk] = first_tangents
-            for start in range(chunk, len(flat), chunk):
-                part_values, part_tangents = self._embed_rows(flat[start : start + chunk], jacobian)
-                values[start : start + chunk] = part_values
+        values = tangents = None
+        # each part (mean, std) of each chunk is written straight into preallocated outputs: a
+        # torch.cat of the parts, and of the chunks, would copy them once more
+        for begin in range(0, max(len(flat), 1), chunk):
+            rows = flat[begin : begin + chunk]
+            pieces = self._embed_parts(rows, jacobian)
+            if values is None:
+                dtype = functools.reduce(torch.promote_types, (value.dtype for value, _ in pieces))
+                width = sum(value.shape[-1] for value, _ in pieces)
+                values = flat.new_empty(len(flat), width, dtype=dtype)
+                tangents = flat.new_empty(self.latent_dim, len(flat), width, dtype=dtype) if jacobian else None
+            column = 0
+            for value, tangent in pieces:
+                columns = slice(column, column + value.shape[-1])
+                values[begin : begin + len(rows), columns] = value
                 if jacobian:
-                    tangents[:, start : start + chunk] = part_tangents
+                    tangents[:, begin : begin + len(rows), columns] = tangent
+                column = columns.stop
         values = values.reshape(*points.shape[:-1], values.shape[-1])
         if not jacobian:
             return values
         # (d, N, D) tangent-major, returned as the (..., D, d) view of it that node_system relies on
         return values, tangents.reshape(len(tangents), *values.shape).movedim(0, -1)
 
-    def _embed_rows(self, rows: torch.Tensor, jacobian: bool) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """f at rows (n, d): (n, D), and with ``jacobian`` its d JVPs along the basis, (d, n, D)."""
+    def _embed_parts(self, rows: torch.Tensor, jacobian: bool) -> list[tuple[torch.Tensor, Optional[torch.Tensor]]]:
+        """For mean and std (if any) at rows (n, d): values (n, D_k), with ``jacobian`` the d JVPs along the basis (d, n, D_k)."""
+        parts = [part for part in (self.mean, self.std) if part is not None]
         if not jacobian:
-            return self._f(rows), None
+            return [(part(rows), None) for part in parts]
+        rules = [jet_rule(part) for part in parts]
+        if all(rule is not None for rule in rules):  # one fused pass each (vaemanifold.jets)
+            n = len(rows)
+            outs = [rule(basis_jet(rows), n) for rule in rules]  # a rule may overwrite the jet it is given
+            return [(out[:n], out[n:].view(-1, n, out.shape[-1])) for out in outs]
         basis = torch.eye(self.latent_dim, dtype=rows.dtype, device=rows.device)
 
-        def directional(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return jvp(self._f, (rows,), (v.expand_as(rows),))
+        def directional(part: DecoderMap, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return jvp(part, (rows,), (v.expand_as(rows),))
 
         # the primal does not depend on the tangent: vmap computes it once and returns it unbatched
-        return vmap(directional, out_dims=(None, 0))(basis)
+        return [vmap(functools.partial(directional, part), out_dims=(None, 0))(basis) for part in parts]
 
     def velocity(self, points: torch.Tensor, tangents: torch.Tensor) -> torch.Tensor:
         """J_f(z) v, the data-space velocity of tangent vectors: one forward-mode JVP.

@@ -78,6 +78,27 @@ class RBFPrecision(nn.Module):
         """sigma(z) = beta(z)^(-1/2): (..., d) -> (..., D)."""
         return self.precision(z).rsqrt()
 
+    def forward_jet(self, jet: torch.Tensor, n: int) -> torch.Tensor:
+        """sigma and its derivatives along p directions in one pass (:mod:`vaemanifold.jets`).
+
+        Args:
+            jet: ((1 + p) n, d): n points z, then p blocks of n tangents t.
+            n: the number of points.
+
+        Returns:
+            ((1 + p) n, D): sigma(z), then the p blocks dsigma = -sigma^3 / 2 * W dv with
+            dv_k = -2 lambda_k v_k(z) (z - c_k).t.
+        """
+        z, tangents = jet[:n], jet[n:].view(-1, n, jet.shape[-1])  # (n, d), (p, n, d)
+        v = self.activations(z)  # (n, K)
+        towards = (tangents * z).sum(dim=-1, keepdim=True) - tangents @ self.centres.T  # (p, n, K): (z - c_k).t
+        dv = -2 * self.bandwidths * v * towards
+        beta = torch.cat([v, dv.view(-1, v.shape[-1])]) @ self.log_weights.exp().T  # values, then W dv
+        beta[:n] += self.zeta
+        sigma = beta[:n].rsqrt()
+        dsigma = beta[n:].view(-1, *sigma.shape) * (-0.5 * sigma**3)
+        return torch.cat([sigma, dsigma.view(-1, sigma.shape[-1])])
+
     @torch.no_grad()
     def fit_centres(self, latents: torch.Tensor, bandwidth_scale: float, seed: int) -> torch.Tensor:
         """Place the centres by k-means on ``latents`` (N, d) and set lambda_k from the clusters' spread.
