@@ -6,6 +6,7 @@ import torch
 import vaemanifold as vm
 from vaemanifold import analytic
 from vaemanifold.curves import interpolating_spline
+from vaemanifold.solvers import least_squares
 from vaemanifold.solvers.least_squares import (
     block_tridiagonal_matmul,
     node_system,
@@ -28,8 +29,10 @@ def dense(diag: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     return A
 
 
+@pytest.mark.parametrize("method", ["cyclic reduction", "dense Cholesky"])
 @pytest.mark.parametrize("m, d", [(1, 2), (2, 3), (3, 2), (6, 1), (15, 2), (40, 4)])
-def test_block_tridiagonal_solve_matches_a_dense_solve(m, d):
+def test_block_tridiagonal_solve_matches_a_dense_solve(monkeypatch, method, m, d):
+    monkeypatch.setattr(least_squares, "DENSE_SOLVE", 0 if method == "cyclic reduction" else 10**9)
     g = torch.Generator().manual_seed(m * 10 + d)
     J = torch.randn(3, m + 1, 5, d, generator=g, dtype=D64)
     diag = 2 * J[:, :-1].transpose(-1, -2) @ J[:, :-1] + 0.01 * torch.eye(d, dtype=D64)
@@ -40,6 +43,16 @@ def test_block_tridiagonal_solve_matches_a_dense_solve(m, d):
     torch.testing.assert_close(x.flatten(1), torch.linalg.solve(A, rhs.flatten(1)))
     product = block_tridiagonal_matmul(diag, upper, x.unsqueeze(-1)).squeeze(-1)
     torch.testing.assert_close(product, rhs)
+
+
+def test_dense_block_tridiagonal_solve_marks_a_pair_that_is_not_positive_definite():
+    diag = torch.eye(2, dtype=D64).expand(2, 3, 2, 2).clone()
+    diag[1, 1] = -torch.eye(2, dtype=D64)
+    upper = torch.zeros(2, 2, 2, 2, dtype=D64)
+    rhs = torch.ones(2, 3, 2, dtype=D64)
+    x = solve_block_tridiagonal(diag, upper, rhs)  # small: the dense path
+    torch.testing.assert_close(x[0], rhs[0])
+    assert torch.isnan(x[1]).all()
 
 
 def test_node_system_is_the_gauss_newton_model_of_the_discrete_energy():

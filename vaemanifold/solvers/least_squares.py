@@ -33,6 +33,11 @@ from ..manifold import DecoderManifold
 
 #: Ridge added to the Gauss-Newton matrix, relative to its mean diagonal (keeps it positive definite).
 RIDGE = 1e-8
+#: solve_block_tridiagonal assembles the matrices and factorises them densely when b (m d)^2 is at most
+#: this (b pairs of m blocks of d unknowns); above it, cyclic reduction is faster. Measured (one thread):
+#: d = 2, m = 63: dense 0.13 / 0.39 / 1.48 ms for b = 1 / 4 / 16, cyclic reduction 0.65 / 0.77 / 0.97;
+#: d = 8, m = 15: 0.11 / 0.32 / 1.29 against 0.42 / 0.52 / 0.85; d = 8, m = 63, b = 1: 0.99 against 0.78.
+DENSE_SOLVE = 2**17
 #: A pair whose step length falls below this fraction of the Gauss-Newton step without a decrease has stalled.
 MIN_REACH = 1e-4
 
@@ -118,6 +123,9 @@ def solve_block_tridiagonal(diag: torch.Tensor, upper: torch.Tensor, rhs: torch.
     as many back up, instead of m sequential steps. Stable for SPD A (each
     round's system is a Schur complement of the previous one).
 
+    Small systems (b (m d)^2 <= :data:`DENSE_SOLVE`) are solved as one dense
+    Cholesky factorisation per pair instead: fewer, larger operations.
+
     Args:
         diag: (b, m, d, d) diagonal blocks; upper: (b, m-1, d, d) blocks A_k,k+1.
         rhs: (b, m, d).
@@ -126,6 +134,8 @@ def solve_block_tridiagonal(diag: torch.Tensor, upper: torch.Tensor, rhs: torch.
         (b, m, d); non-finite for a pair whose matrix is not positive definite.
     """
     b, m, d, _ = diag.shape
+    if b * (m * d) ** 2 <= DENSE_SOLVE:
+        return _dense_solve(diag, upper, rhs)
     size = 1
     while size < m:  # pad to 2^p - 1 unknowns with decoupled identity blocks
         size = 2 * size + 1
@@ -135,6 +145,19 @@ def solve_block_tridiagonal(diag: torch.Tensor, upper: torch.Tensor, rhs: torch.
         upper = torch.cat([upper, upper.new_zeros(b, size - m, d, d)], dim=1)
         rhs = torch.cat([rhs, rhs.new_zeros(b, size - m, d)], dim=1)
     return _cyclic_reduction(diag, upper, rhs)[:, :m]
+
+
+def _dense_solve(diag: torch.Tensor, upper: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """solve_block_tridiagonal by a Cholesky factorisation of the assembled (b, m d, m d) matrices."""
+    b, m, d, _ = diag.shape
+    A = diag.new_zeros(b, m, d, m, d)
+    k = torch.arange(m, device=diag.device)
+    A[:, k, :, k, :] = diag.transpose(0, 1)
+    A[:, k[:-1], :, k[1:], :] = upper.transpose(0, 1)
+    A[:, k[1:], :, k[:-1], :] = upper.transpose(-1, -2).transpose(0, 1)
+    factor, info = torch.linalg.cholesky_ex(A.view(b, m * d, m * d))
+    x = torch.cholesky_solve(rhs.reshape(b, m * d, 1), factor).view(b, m, d)
+    return torch.where((info == 0).view(b, 1, 1), x, torch.full_like(x, float("nan")))
 
 
 def _cyclic_reduction(diag: torch.Tensor, upper: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
