@@ -161,9 +161,10 @@ def test_reference_check_compares_entries_with_geodesics_on_sampled_pairs():
     check = reference_check(M, Z, exact, sample=12)
     assert check["pairs"] == 12 and check["reference_converged"] == 12 and check["method"] == vm.DEFAULT_METHOD
     assert abs(check["ratio"]["median"] - 1) < 2e-3 and abs(check["ratio"]["max"] - 1) < 2e-3
-    assert check["spearman"] == pytest.approx(1.0)
+    # one pair is sampled both ways: a tie in D, while its two geodesics differ by rounding (Spearman 0.998)
+    assert check["spearman"] == pytest.approx(1.0, abs=5e-3)
     longer = reference_check(M, Z, 1.1 * exact, sample=12)
-    assert longer["ratio"]["min"] == pytest.approx(1.1, rel=2e-3) and longer["spearman"] == pytest.approx(1.0)
+    assert longer["ratio"]["min"] == pytest.approx(1.1, rel=2e-3) and longer["spearman"] == pytest.approx(1.0, abs=5e-3)
     scrambled = exact[torch.randperm(10, generator=torch.Generator().manual_seed(0))][:, torch.arange(9, -1, -1)]
     assert reference_check(M, Z, scrambled, sample=12)["spearman"] < 0.9
     with pytest.raises(ValueError, match=r"D must be \(10, 10\)"):

@@ -6,7 +6,8 @@ import torch
 import vaemanifold as vm
 from vaemanifold import analytic
 from vaemanifold.curves import interpolating_spline
-from vaemanifold.solvers import least_squares
+from vaemanifold.solvers import gauss_newton, least_squares
+from vaemanifold.solvers.graph import GraphSolver
 from vaemanifold.solvers.least_squares import (
     block_tridiagonal_matmul,
     node_system,
@@ -229,3 +230,28 @@ def test_extra_levels_refine_only_the_pairs_their_nodes_do_not_resolve():
     assert adaptive.iterations > fixed.iterations
     with pytest.raises(ValueError, match="extra_levels"):
         vm.connecting_geodesic(M, z0, z1, extra_levels=-1)
+
+
+def test_graph_start_takes_per_pair_the_lower_energy_of_the_line_and_the_graph_path(monkeypatch):
+    M = analytic.sphere_manifold(analytic.sphere_grid(20, 30))
+    z0, z1 = analytic.sphere_pairs(12, seed=1)
+    t = torch.linspace(0, 1, 17, dtype=D64)
+    line = gauss_newton.line_points(z0, z1, t)
+    path = gauss_newton.sample_curve(GraphSolver(refine=None).solve(M, z0, z1).curve, t)
+    start = gauss_newton._lower_energy_start(M, z0, z1, t)
+    on_line, on_path = node_value(M, line), node_value(M, path)
+    assert (on_path < on_line).any() and (on_line < on_path).any()  # both starts occur among these pairs
+    torch.testing.assert_close(start, torch.where((on_path < on_line).view(-1, 1, 1), path, line))
+    monkeypatch.setattr(gauss_newton, "GRAPH_START_POINTS", 599)  # more codes than that: the line
+    torch.testing.assert_close(gauss_newton._lower_energy_start(M, z0, z1, t), line)
+    torch.testing.assert_close(gauss_newton._lower_energy_start(analytic.sphere_manifold(), z0, z1, t), line)
+
+
+def test_either_start_reaches_the_great_circle():
+    M = analytic.sphere_manifold(analytic.sphere_grid(20, 30))
+    z0, z1 = analytic.sphere_pairs(12, seed=1)
+    truth = analytic.great_circle_distance(z0, z1)
+    for graph_start in (True, False):
+        result = vm.connecting_geodesic(M, z0, z1, graph_start=graph_start)
+        assert result.converged.all(), result.reasons
+        torch.testing.assert_close(result.length, truth, rtol=1e-4, atol=0)
