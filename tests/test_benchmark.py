@@ -321,8 +321,10 @@ def test_cli_amortize_fits_saves_beside_the_model_and_measures(tiny_vae, tmp_pat
     assert main([*bench, "--out", str(tmp_path / "bench")]) == 0
     model = json.loads((tmp_path / "bench" / "benchmark.json").read_text())["models"][0]
     rows = {row["solver"]: row for row in model["summary"]}
-    assert list(model["time_to_quality"]) == ["gauss_newton", "amortized", "amortized + refine"]
-    assert list(rows) == ["gauss_newton", "amortized", "amortized + refine"]
+    assert list(model["time_to_quality"]) == ["gauss_newton", "gauss_newton from the line", "amortized", "amortized + refine"]
+    assert list(rows) == ["gauss_newton", "gauss_newton from the line", "amortized", "amortized + refine"]
+    assert rows["gauss_newton"]["options"]["graph_start"] is True
+    assert rows["gauss_newton from the line"]["options"]["graph_start"] is False
     assert rows["amortized"]["setup_seconds"] >= result["fit_seconds"]  # the fit is shown as setup
     assert rows["amortized + refine"]["median_length_ratio"] < rows["amortized"]["median_length_ratio"]
     assert rows["amortized"]["options"]["refine"] is None and rows["amortized + refine"]["options"]["refine"] is True

@@ -93,8 +93,10 @@ def _budgets(args: argparse.Namespace) -> dict[str, dict]:
     return {m: budgets[m] for m in names}
 
 
-def _problems(args: argparse.Namespace) -> list[tuple[pb.Problem, list[bm.ExtraRow]]]:
-    """The problems, each with its extra rows (the amortized ones with --amortized)."""
+def _problems(args: argparse.Namespace, budgets: dict[str, dict]) -> list[tuple[pb.Problem, list[bm.ExtraRow]]]:
+    """The problems, each with its extra rows: on trained models the default solver from the straight line
+    (:data:`~vaemanifold.evaluation.benchmark.LINE_START_ROW`, where it is benchmarked), and the amortized
+    rows with --amortized."""
     if args.analytic:
         if args.amortized:
             raise ValueError("--amortized needs trained models (a network fitted beside each), not --analytic")
@@ -120,11 +122,12 @@ def _problems(args: argparse.Namespace) -> list[tuple[pb.Problem, list[bm.ExtraR
         models = [(name, pretrained(name, data_root=args.root)) for name in BENCHMARK_PRESETS]
     out = []
     for (name, model), amortized in zip(models, networks):
-        problem, rows = pb.model_problem(model, name, pairs, args.seed, args.root), []
+        problem = pb.model_problem(model, name, pairs, args.seed, args.root)
+        rows = [bm.LINE_START_ROW] if bm.LINE_START_ROW.method in budgets else []
         if amortized is not None:
             network, fit_seconds = amortized
             problem.solver_options["amortized"] = {"network": network}
-            rows = [bm.ExtraRow(label, method, budget, fit_seconds) for label, (method, budget) in AMORTIZED_ROWS.items()]
+            rows += [bm.ExtraRow(label, method, budget, fit_seconds) for label, (method, budget) in AMORTIZED_ROWS.items()]
         out.append((problem, rows))
     return out
 
@@ -165,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
     ladders = {k: v for k, v in ladders.items() if k in budgets}
     reference = () if args.no_reference or args.quick else bm.REFERENCE_STEPS[: args.reference_steps]
     out = check_output_folder(args.out)
-    problems = _problems(args)
+    problems = _problems(args, budgets)
     settings = report.settings(
         args.grid,
         problems[0][0].pairs,

@@ -573,9 +573,10 @@ class BenchmarkResult:
         for run in self.runs:
             if run.label.startswith(REFERENCE):
                 continue
-            steps = self.ladders.get(run.solver) or [run]
             # a solver with a ladder is one curve; an extra row of a solver (amortized + refine) is its own
-            curves[run.solver if run.solver in self.ladders else run.label] = [
+            extra = run.label != run.solver
+            steps = [run] if extra else (self.ladders.get(run.solver) or [run])
+            curves[run.label if extra or run.solver not in self.ladders else run.solver] = [
                 {
                     "label": s.label,
                     "budget": jsonable(s.budget),
@@ -656,6 +657,12 @@ class ExtraRow:
     method: str
     budget: Mapping = field(default_factory=dict)
     setup_seconds: float = 0.0
+
+
+#: On trained models, whose manifolds hold latent codes, the default solver starts each pair from the
+#: line or the graph path (its ``graph_start``); this row runs it from the straight line as well, so
+#: that the head-to-head table also compares it where the other optimisers start.
+LINE_START_ROW = ExtraRow("gauss_newton from the line", "gauss_newton", {"graph_start": False})
 
 
 def run_benchmark(
