@@ -304,6 +304,21 @@ def test_a_solver_that_raises_is_recorded_as_failed_not_fatal():
         bm.run_benchmark(problem, {"graph": {"nope": 1}}, ladders={}, reference=())
 
 
+def test_an_extra_row_of_a_laddered_solver_is_its_own_curve_not_the_ladders_step():
+    M = analytic.sphere_manifold(latents=analytic.sphere_grid(20, 30))
+    z0, z1 = analytic.sphere_pairs(2)
+    problem = pb.Problem("sphere", M, z0, z1, "sphere with chart points")
+    result = bm.run_benchmark(
+        problem, {"gauss_newton": {}}, ladders={"gauss_newton": ("tol", (1,))}, reference=(),
+        extra_rows=[bm.LINE_START_ROW],
+    )
+    (step,) = result.ladders["gauss_newton"]
+    assert step is result.runs[0] and step.label == "gauss_newton" and step.budget == {}
+    curves = result.time_to_quality()
+    assert list(curves) == ["gauss_newton", "gauss_newton from the line"]
+    assert curves["gauss_newton from the line"][0]["budget"] == {"graph_start": False}
+
+
 def test_cli_amortize_fits_saves_beside_the_model_and_measures(tiny_vae, tmp_path, capsys):
     from vaemanifold.amortized import NETWORK_FILE
 

@@ -723,7 +723,7 @@ def run_benchmark(
         run.setup_seconds += row.setup_seconds
         runs.append(done(run))
     runs += [done(r) for r in run_reference(problem, reference, grid)] if reference else []
-    head = {run.solver: run for run in runs if not run.label.startswith(REFERENCE)}
+    head = {run.solver: run for run in runs if run.label == run.solver}  # not the reference's or extra rows
     ladder_runs: dict[str, list[SolverRun]] = {}
     for name, (option, factors) in ladders.items():
         steps = []
