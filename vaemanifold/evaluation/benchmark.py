@@ -573,10 +573,10 @@ class BenchmarkResult:
         for run in self.runs:
             if run.label.startswith(REFERENCE):
                 continue
-            # a solver with a ladder is one curve; an extra row of a solver (amortized + refine) is its own
-            extra = run.label != run.solver
-            steps = [run] if extra else (self.ladders.get(run.solver) or [run])
-            curves[run.label if extra or run.solver not in self.ladders else run.solver] = [
+            # a solver with a ladder is one curve; an extra row (amortized + refine: its label is no
+            # method's name, so no ladder's) is a curve of its own
+            steps = self.ladders.get(run.label) or [run]
+            curves[run.label] = [
                 {
                     "label": s.label,
                     "budget": jsonable(s.budget),
