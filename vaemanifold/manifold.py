@@ -26,7 +26,7 @@ from torch import nn
 from torch.func import jvp, vmap
 
 from ._checks import check_points
-from .jets import basis_jet, jet_rule
+from .jets import basis_jet, jet_rule, second_basis_jet, second_jet_rule
 
 #: The function behind :meth:`DecoderManifold.connecting_geodesic`:
 #: :func:`vaemanifold.connecting_geodesic`, installed by :mod:`vaemanifold.geodesic` through
@@ -308,8 +308,10 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         """Geodesic equation c'' = -M^{-1} J^T D^2f(c)[c', c'] (differentiable).
 
         For a pull-back metric the Christoffel term is J^T times the second
-        directional derivative of f along c'; it is computed by a nested JVP.
-        Replaces stochman's version, which calls the removed ``torch.solve``.
+        directional derivative of f along c'. Decoders with second-order jet
+        rules (:mod:`vaemanifold.jets`) get J and it in one fused pass; others
+        by a nested JVP and the Jacobian. Replaces stochman's version, which
+        calls the removed ``torch.solve``.
 
         Args:
             c: (N, d) positions.
@@ -322,14 +324,45 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         if dc.shape != c.shape:
             raise ValueError(f"dc {tuple(dc.shape)} and c {tuple(c.shape)} differ in shape")
 
-        def along(z: torch.Tensor) -> torch.Tensor:
-            return jvp(self._f, (z,), (dc,))[1]
-
         self._count(c, 2 + self.latent_dim)
-        _, second = jvp(along, (c,), (dc,))  # (N, D): d^2/dt^2 f along c'
-        _, J = self.embed(c, jacobian=True)  # (N, D, d)
+        fused = self._second_jets(c, dc)
+        if fused is not None:
+            J, second = fused
+        else:
+
+            def along(z: torch.Tensor) -> torch.Tensor:
+                return jvp(self._f, (z,), (dc,))[1]
+
+            # in grad mode: without it torch's nested forward mode reaches backward kernels that have no
+            # forward-mode rule (silu's: NotImplementedError under no_grad, as in the ODE solver)
+            with torch.enable_grad():
+                _, second = jvp(along, (c,), (dc,))  # (N, D): d^2/dt^2 f along c'
+            second = second if torch.is_grad_enabled() else second.detach()
+            _, J = self.embed(c, jacobian=True)  # (N, D, d)
         rhs = -(J.transpose(-1, -2) @ second.unsqueeze(-1))
         return torch.linalg.solve(J.transpose(-1, -2) @ J, rhs).squeeze(-1)
+
+    def _second_jets(self, c: torch.Tensor, dc: torch.Tensor) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        """J (..., D, d) and the second derivative of f along dc (..., D) at c (..., d), by fused
+        second-order jets (in chunks of :data:`EMBED_CHUNK` points on the CPU); None when the mean
+        or the std has no second-order rule."""
+        parts = [part for part in (self.mean, self.std) if part is not None]
+        rules = [second_jet_rule(part) for part in parts]
+        if any(rule is None for rule in rules):
+            return None
+        flat, velocity = c.reshape(-1, c.shape[-1]), dc.reshape(-1, c.shape[-1])
+        chunk = EMBED_CHUNK if flat.device.type == "cpu" else max(len(flat), 1)
+        tangents, seconds = [], []
+        for begin in range(0, max(len(flat), 1), chunk):
+            rows, along = flat[begin : begin + chunk], velocity[begin : begin + chunk]
+            n = len(rows)
+            outs = [rule(second_basis_jet(rows, along), n) for rule in rules]  # each overwrites its own jet
+            tangents.append(torch.cat([out[n : (1 + self.latent_dim) * n] for out in outs], dim=-1))
+            seconds.append(torch.cat([out[-n:] for out in outs], dim=-1))
+        second = torch.cat(seconds).reshape(*c.shape[:-1], -1)
+        # (d n, D) tangent-major per chunk -> (..., D, d)
+        J = torch.cat([t.view(self.latent_dim, -1, t.shape[-1]) for t in tangents], dim=1)
+        return J.movedim(0, -1).reshape(*c.shape[:-1], J.shape[-1], self.latent_dim), second
 
     def connecting_geodesic(
         self,

@@ -1,4 +1,5 @@
-"""Decoder Jacobians by torch.func's vmapped JVPs against one fused pass (vaemanifold.jets).
+"""Decoder Jacobians by torch.func's vmapped JVPs against one fused pass (vaemanifold.jets), and the
+geodesic equation's right-hand side (the ODE solver's cost) by nested JVPs against second-order jets.
 
 Run: python docs/examples/jet_speed.py  (one thread; the mnist-2d preset, trained or cached)
 """
@@ -9,6 +10,7 @@ import torch
 from torch.func import jvp, vmap
 
 from vaemanifold.jets import basis_jet, jet_rule
+from vaemanifold.manifold import DecoderManifold
 from vaemanifold.vae.presets import pretrained
 
 
@@ -37,4 +39,13 @@ if __name__ == "__main__":
                 f"{name:5s} pass {microseconds_per_point(lambda: part(z), 1024):5.1f}"
                 f"  Jacobian by torch.func {microseconds_per_point(by_torch_func, 1024):5.1f}"
                 f"  fused {microseconds_per_point(lambda: rule(basis_jet(z), 1024), 1024):5.1f}"
+            )
+        for dtype in (torch.float32, torch.float64):
+            fused = manifold.to(dtype)
+            by_func = DecoderManifold(lambda x: fused.mean(x), lambda x: fused.std(x), latent_dim=2)  # no rules
+            c, dc = z.to(dtype), torch.randn(1024, 2, generator=torch.Generator().manual_seed(1)).to(dtype)
+            print(
+                f"geodesic equation, {str(dtype)[6:]}: nested JVPs"
+                f" {microseconds_per_point(lambda: by_func.geodesic_system(c, dc), 1024):6.1f}"
+                f"  second-order jets {microseconds_per_point(lambda: fused.geodesic_system(c, dc), 1024):6.1f}"
             )

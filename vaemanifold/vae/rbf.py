@@ -99,6 +99,35 @@ class RBFPrecision(nn.Module):
         dsigma = beta[n:].view(-1, *sigma.shape) * (-0.5 * sigma**3)
         return torch.cat([sigma, dsigma.view(-1, sigma.shape[-1])])
 
+    def forward_second_jet(self, jet: torch.Tensor, n: int) -> torch.Tensor:
+        """sigma, its derivatives along p directions and its second derivative along the last one
+        (a second-order jet of :mod:`vaemanifold.jets`).
+
+        Args:
+            jet: ((2 + p) n, d): n points z, p blocks of n tangents (the last, u), then n second
+                derivatives a of the input along u.
+            n: the number of points.
+
+        Returns:
+            ((2 + p) n, D): as :meth:`forward_jet`, then the second derivative of sigma along u,
+            3/4 sigma^5 (W dv_u)^2 - 1/2 sigma^3 W ddv with ddv_k = v_k (g_k^2 + h_k),
+            g_k = -2 lambda_k (z - c_k).u and h_k = -2 lambda_k (|u|^2 + (z - c_k).a).
+        """
+        z, tangents, second = jet[:n], jet[n:-n].view(-1, n, jet.shape[-1]), jet[-n:]
+        v = self.activations(z)  # (n, K)
+        towards = (tangents * z).sum(dim=-1, keepdim=True) - tangents @ self.centres.T  # (p, n, K): (z - c_k).t
+        rates = -2 * self.bandwidths * towards  # (p, n, K): d/dt of -lambda_k |z - c_k|^2 along each tangent
+        along = tangents[-1]
+        bend = (along * along + second * z).sum(dim=-1, keepdim=True) - second @ self.centres.T  # (n, K)
+        ddv = v * (rates[-1] ** 2 - 2 * self.bandwidths * bend)
+        beta = torch.cat([v, (v * rates).view(-1, v.shape[-1]), ddv]) @ self.log_weights.exp().T
+        beta[:n] += self.zeta
+        sigma = beta[:n].rsqrt()
+        scale = -0.5 * sigma**3
+        dsigma = beta[n:-n].view(-1, *sigma.shape) * scale
+        ddsigma = 0.75 * sigma**5 * beta[-2 * n : -n] ** 2 + scale * beta[-n:]
+        return torch.cat([sigma, dsigma.view(-1, sigma.shape[-1]), ddsigma])
+
     @torch.no_grad()
     def fit_centres(self, latents: torch.Tensor, bandwidth_scale: float, seed: int) -> torch.Tensor:
         """Place the centres by k-means on ``latents`` (N, d) and set lambda_k from the clusters' spread.
