@@ -352,17 +352,25 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
             return None
         flat, velocity = c.reshape(-1, c.shape[-1]), dc.reshape(-1, c.shape[-1])
         chunk = EMBED_CHUNK if flat.device.type == "cpu" else max(len(flat), 1)
-        tangents, seconds = [], []
+        d, tangents, second = self.latent_dim, None, None
         for begin in range(0, max(len(flat), 1), chunk):
             rows, along = flat[begin : begin + chunk], velocity[begin : begin + chunk]
-            n = len(rows)
+            n, span = len(rows), slice(begin, begin + len(rows))
             outs = [rule(second_basis_jet(rows, along), n) for rule in rules]  # each overwrites its own jet
-            tangents.append(torch.cat([out[n : (1 + self.latent_dim) * n] for out in outs], dim=-1))
-            seconds.append(torch.cat([out[-n:] for out in outs], dim=-1))
-        second = torch.cat(seconds).reshape(*c.shape[:-1], -1)
-        # (d n, D) tangent-major per chunk -> (..., D, d)
-        J = torch.cat([t.view(self.latent_dim, -1, t.shape[-1]) for t in tangents], dim=1)
-        return J.movedim(0, -1).reshape(*c.shape[:-1], J.shape[-1], self.latent_dim), second
+            if tangents is None:  # preallocated, filled part by part (as in embed)
+                dtype = functools.reduce(torch.promote_types, (out.dtype for out in outs))
+                width = sum(out.shape[-1] for out in outs)
+                tangents = flat.new_empty(d, len(flat), width, dtype=dtype)
+                second = flat.new_empty(len(flat), width, dtype=dtype)
+            column = 0
+            for out in outs:
+                columns = slice(column, column + out.shape[-1])
+                tangents[:, span, columns] = out[n : (1 + d) * n].view(d, n, -1)
+                second[span, columns] = out[-n:]
+                column = columns.stop
+        # (d, N, D) tangent-major -> (..., D, d)
+        J = tangents.reshape(d, *c.shape[:-1], tangents.shape[-1]).movedim(0, -1)
+        return J, second.reshape(*c.shape[:-1], second.shape[-1])
 
     def connecting_geodesic(
         self,

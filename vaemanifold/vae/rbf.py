@@ -123,10 +123,18 @@ class RBFPrecision(nn.Module):
         beta = torch.cat([v, (v * rates).view(-1, v.shape[-1]), ddv]) @ self.log_weights.exp().T
         beta[:n] += self.zeta
         sigma = beta[:n].rsqrt()
-        scale = -0.5 * sigma**3
-        dsigma = beta[n:-n].view(-1, *sigma.shape) * scale
-        ddsigma = 0.75 * sigma**5 * beta[-2 * n : -n] ** 2 + scale * beta[-n:]
-        return torch.cat([sigma, dsigma.view(-1, sigma.shape[-1]), ddsigma])
+        squared = sigma * sigma
+        scale = -0.5 * squared * sigma  # dsigma / dbeta
+        bend = -1.5 * squared * scale  # d^2 sigma / dbeta^2 = 3/4 sigma^5
+        rate = beta[-2 * n : -n]
+        if beta.requires_grad:
+            dsigma = beta[n:-n].view(-1, *sigma.shape) * scale
+            ddsigma = bend * rate * rate + scale * beta[-n:]
+            return torch.cat([sigma, dsigma.view(-1, sigma.shape[-1]), ddsigma])
+        beta[-n:].mul_(scale).addcmul_(bend, rate * rate)  # in place: a fresh copy costs as much as the layer
+        beta[n:-n].view(-1, *sigma.shape).mul_(scale)
+        beta[:n] = sigma
+        return beta
 
     @torch.no_grad()
     def fit_centres(self, latents: torch.Tensor, bandwidth_scale: float, seed: int) -> torch.Tensor:
