@@ -135,6 +135,27 @@ def test_cluster_command_with_amortized_distances(tmp_path):
     assert "| 0,1 | geodesic (amortised network) k-medoids |" in table and "D / L_GN median" in table
     network_file = tmp_path / "models" / "digits-01" / "geodesic_network.pt"
     GeodesicNetwork.load(network_file)
-    # reused while it fits the set's VAE
-    assert main(arguments) == 0
-    assert json.loads((tmp_path / "clustering.json").read_text())["sets"][0]["model"]["network"]["fitted"] is False
+    # reused while it fits the set's VAE, and so are the subsets' results; a third subset is computed
+    assert main([*arguments[:5], "3", *arguments[6:]]) == 0
+    again = json.loads((tmp_path / "clustering.json").read_text())["sets"][0]
+    assert again["model"]["network"]["fitted"] is False and again["subsets_from_earlier_runs"] == 2
+    assert again["subsets"][:2] == record["subsets"] and again["amortized"][:2] == record["amortized"]
+    assert len(again["subsets"]) == 3 and again["subsets"][2]["seed"] == record["subsets"][1]["seed"] + 1
+    assert "2 of 3 subsets read from earlier runs" in (tmp_path / "clustering.md").read_text()
+    # other settings: computed afresh
+    assert main([*arguments[:-3], "4", "--out", str(tmp_path)]) == 0  # --check-pairs 4
+    assert json.loads((tmp_path / "clustering.json").read_text())["sets"][0]["subsets_from_earlier_runs"] == 0
+
+
+def test_a_subset_file_is_read_back_only_under_its_own_key(tmp_path):
+    from vaemanifold.evaluation.clustering_experiment import read_subset, write_subset
+
+    scores = cl.SubsetScores(3, {"euclidean_kmedoids": {"f_measure": 0.9, "nmi": 0.7}})
+    write_subset(tmp_path, 0, {"seed": 3}, scores, {"euclidean_kmedoids": np.array([0, 1, 1])}, None)
+    read = read_subset(tmp_path, 0, {"seed": 3})
+    assert read is not None and read[0] == scores and read[2] is None
+    assert np.array_equal(read[1]["euclidean_kmedoids"], [0, 1, 1])
+    assert read_subset(tmp_path, 0, {"seed": 4}) is None  # another key
+    assert read_subset(tmp_path, 1, {"seed": 3}) is None  # none written
+    (tmp_path / "subset-0.json").write_text('{"key": {"seed": 3}, "scores"')  # cut short
+    assert read_subset(tmp_path, 0, {"seed": 3}) is None

@@ -9,11 +9,17 @@ the paper's numbers. With ``settings["amortized"]`` also k-medoids on the
 curve lengths of a geodesic network fitted to the set's VAE (saved beside it
 and reused while it fits the model), checked against Gauss-Newton geodesics
 on a sample of each subset.
+
+Each subset's results are written to the set's folder as soon as they are
+known (``subset-<s>.json``) and read back by a later run with the same
+settings, model and network: an interrupted run loses at most the subset it
+was working on, and a run with more subsets only computes the new ones.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import sys
 import time
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 
 from .. import data
+from .._files import atomic_write
 from ..amortized import NETWORK_FILE, GeodesicNetwork, NetworkError
 from ..distances import distance_matrix, reference_check
 from ..solvers.graph import GraphSolver
@@ -126,19 +133,27 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
     if graph.components > 1:
         print(f"  warning: the {settings['k']}-NN graph has {graph.components} components", file=sys.stderr)
 
-    subsets, first, amortized = [], None, []
+    subsets, first, amortized, reused = [], None, [], 0
     start = time.perf_counter()
     for s in range(settings["subsets"]):
         index = cl.draw_subset(labels, settings["subset_per_class"], settings["seed"] + s)
-        D = None
-        if network is not None:
-            D, check = amortized_distances(
-                light, codes[torch.as_tensor(index)], network, settings["check_pairs"], settings["seed"] + s
+        key = subset_key(settings, s, folder, network is not None)
+        cached = read_subset(folder, s, key)
+        if cached is not None:
+            scores, predictions, check = cached
+            reused += 1
+        else:
+            D = check = None
+            if network is not None:
+                D, check = amortized_distances(
+                    light, codes[torch.as_tensor(index)], network, settings["check_pairs"], settings["seed"] + s
+                )
+            scores, predictions = cl.cluster_subset(
+                manifold, codes, labels, index, solver, settings["seed"] + s, settings["restarts"], amortized=D
             )
+            write_subset(folder, s, key, scores, predictions, check)
+        if check is not None:
             amortized.append(check)
-        scores, predictions = cl.cluster_subset(
-            manifold, codes, labels, index, solver, settings["seed"] + s, settings["restarts"], amortized=D
-        )
         subsets.append(scores)
         first = first or (index, predictions)
     cluster_seconds = time.perf_counter() - start
@@ -146,7 +161,7 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
         "digits": list(digits), "model": info, "graph": {"k": settings["k"], "components": graph.components,
         "points": len(codes), "seconds": graph_seconds}, "subset_size": len(first[0]),
         "summary": cl.summarise(subsets), "subsets": subsets, "paper_f_measure": cl.paper_row(digits),
-        "seconds": {"clustering": cluster_seconds},
+        "seconds": {"clustering": cluster_seconds}, "subsets_from_earlier_runs": reused,
     }
     if amortized:
         record["amortized"] = amortized
@@ -169,6 +184,43 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
     draw(light, codes.float(), labels, first, means, out, name, digits)  # plotting's heat-map grid is float32
     record["seconds"]["total"] = time.perf_counter() - clock
     return record
+
+
+def subset_key(settings: dict, subset: int, folder: Path, amortized: bool) -> dict:
+    """What a subset's results depend on: the settings that shape them and the bytes of the set's model
+    (and network) files."""
+
+    def digest(name: str) -> str:
+        return hashlib.sha256((folder / name).read_bytes()).hexdigest()
+
+    return {
+        "seed": settings["seed"] + subset, "subset_per_class": settings["subset_per_class"], "k": settings["k"],
+        "restarts": settings["restarts"], "model": digest("model.pt"),
+        "amortized": {"network": digest(NETWORK_FILE), "check_pairs": settings["check_pairs"]} if amortized else None,
+    }
+
+
+def _subset_file(folder: Path, subset: int) -> Path:
+    return folder / f"subset-{subset}.json"
+
+
+def read_subset(folder: Path, subset: int, key: dict) -> Optional[tuple[cl.SubsetScores, dict, Optional[dict]]]:
+    """The scores, predictions and amortised check written by :func:`write_subset` under ``key``; None when
+    there are none, or they were made with another key (or the file is unreadable: it is then recomputed)."""
+    path = _subset_file(folder, subset)
+    try:
+        stored = json.loads(path.read_text())
+        if stored["key"] != key:
+            return None
+        predictions = {name: np.asarray(labels) for name, labels in stored["predictions"].items()}
+        return cl.SubsetScores(**stored["scores"]), predictions, stored["check"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def write_subset(folder: Path, subset: int, key: dict, scores, predictions: dict, check: Optional[dict]) -> None:
+    document = cl.as_json({"key": key, "scores": scores, "predictions": predictions, "check": check})
+    atomic_write(_subset_file(folder, subset), lambda stream: stream.write(json.dumps(document).encode()))
 
 
 def draw(manifold, codes, labels, first, means, out: Path, name: str, digits) -> None:
@@ -304,7 +356,15 @@ def markdown(document: dict) -> str:
         ]
         header = ("digits", "digit", "points", "F(Euclidean mean)", "F(Fréchet mean)", "steps", "converged")
         lines += markdown_table(header, rows)
-    lines += ["", f"Total wall time {document['seconds']:.0f} s on {document['threads']} thread(s); command: `{document['command']}`", ""]
+    reused = sum(record.get("subsets_from_earlier_runs", 0) for record in document["sets"])
+    earlier = (
+        f" ({reused} of {sum(len(record['subsets']) for record in document['sets'])} subsets read from earlier runs "
+        "with the same settings, model and network; the per-pair times above are theirs)" if reused else ""
+    )
+    lines += [
+        "", f"Total wall time {document['seconds']:.0f} s on {document['threads']} thread(s){earlier}; "
+        f"command: `{document['command']}`", "",
+    ]
     return "\n".join(lines)
 
 
