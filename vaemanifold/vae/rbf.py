@@ -125,13 +125,13 @@ class RBFPrecision(nn.Module):
         sigma = beta[:n].rsqrt()
         squared = sigma * sigma
         scale = -0.5 * squared * sigma  # dsigma / dbeta
-        bend = -1.5 * squared * scale  # d^2 sigma / dbeta^2 = 3/4 sigma^5
+        curvature = -1.5 * squared * scale  # d^2 sigma / dbeta^2 = 3/4 sigma^5
         rate = beta[-2 * n : -n]
         if beta.requires_grad:
             dsigma = beta[n:-n].view(-1, *sigma.shape) * scale
-            ddsigma = bend * rate * rate + scale * beta[-n:]
+            ddsigma = curvature * rate * rate + scale * beta[-n:]
             return torch.cat([sigma, dsigma.view(-1, sigma.shape[-1]), ddsigma])
-        beta[-n:].mul_(scale).addcmul_(bend, rate * rate)  # in place: a fresh copy costs as much as the layer
+        beta[-n:].mul_(scale).addcmul_(curvature, rate * rate)  # in place: a fresh copy costs as much as the layer
         beta[n:-n].view(-1, *sigma.shape).mul_(scale)
         beta[:n] = sigma
         return beta
