@@ -219,6 +219,8 @@ def read_subset(folder: Path, subset: int, key: dict) -> Optional[tuple[cl.Subse
 
 
 def write_subset(folder: Path, subset: int, key: dict, scores, predictions: dict, check: Optional[dict]) -> None:
+    """Write a subset's scores, predicted labels per method and amortised check (None without) under ``key``,
+    atomically, to ``subset-<subset>.json`` in ``folder``."""
     document = cl.as_json({"key": key, "scores": scores, "predictions": predictions, "check": check})
     atomic_write(_subset_file(folder, subset), lambda stream: stream.write(json.dumps(document).encode()))
 
