@@ -50,9 +50,12 @@ def test_embed_in_chunks_matches_autograd_and_keeps_gradients(monkeypatch, with_
     mean, std = mlp(3, 5, 0), (mlp(3, 4, 1, softplus=True) if with_std else None)
     M = vm.DecoderManifold(mean, std)
     z = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
+    dz = torch.randn(2, 7, 3, dtype=torch.float64)
     whole, whole_J = M.embed(z, jacobian=True)
+    whole_acceleration = M.geodesic_system(z, dz)  # its second-order jets are chunked the same way
     monkeypatch.setattr(vm.manifold, "EMBED_CHUNK", 4)  # 14 points: chunks of 4, 4, 4, 2
     values, J = M.embed(z, jacobian=True)
+    torch.testing.assert_close(M.geodesic_system(z, dz), whole_acceleration)
 
     def f(x):
         return torch.cat([mean(x), std(x)], -1) if with_std else mean(x)

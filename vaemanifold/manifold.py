@@ -73,6 +73,40 @@ def _infer_latent_dim(mean: DecoderMap) -> Optional[int]:
     return None
 
 
+def _assembled_by_chunks(
+    count: int, device: torch.device, evaluate: Callable[[slice], list[tuple[torch.Tensor, ...]]]
+) -> tuple[torch.Tensor, ...]:
+    """Per-point results of the parts of a decoder (mean, std), evaluated in chunks of :data:`EMBED_CHUNK` points
+    on the CPU (all at once elsewhere) and written straight into preallocated outputs: a torch.cat of the
+    parts, and of the chunks, would copy them once more.
+
+    Args:
+        count: N, the number of points.
+        evaluate: span of points -> per part a tuple of tensors (..., n, D_k), n the span's points.
+
+    Returns:
+        one tensor (..., N, sum of D_k) per tuple position, the parts side by side in the last dimension.
+    """
+    chunk = EMBED_CHUNK if device.type == "cpu" else max(count, 1)
+    outputs = None
+    for begin in range(0, max(count, 1), chunk):
+        span = slice(begin, min(begin + chunk, count))
+        pieces = evaluate(span)
+        if outputs is None:
+            dtype = functools.reduce(torch.promote_types, (tensor.dtype for piece in pieces for tensor in piece))
+            width = sum(piece[0].shape[-1] for piece in pieces)
+            outputs = tuple(
+                torch.empty(*tensor.shape[:-2], count, width, dtype=dtype, device=device) for tensor in pieces[0]
+            )
+        column = 0
+        for piece in pieces:
+            columns = slice(column, column + piece[0].shape[-1])
+            for output, tensor in zip(outputs, piece):
+                output[..., span, columns] = tensor
+            column = columns.stop
+    return outputs
+
+
 class DecoderManifold(EmbeddedManifold, nn.Module):
     """Latent space of a decoder with the expected pull-back metric.
 
@@ -170,36 +204,20 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         self.check_points(points)
         self._count(points, 1 + self.latent_dim if jacobian else 1)
         flat = points.reshape(-1, points.shape[-1])
-        chunk = EMBED_CHUNK if flat.device.type == "cpu" else max(len(flat), 1)
-        values = tangents = None
-        # each part (mean, std) of each chunk is written straight into preallocated outputs: a
-        # torch.cat of the parts, and of the chunks, would copy them once more
-        for begin in range(0, max(len(flat), 1), chunk):
-            rows = flat[begin : begin + chunk]
-            pieces = self._embed_parts(rows, jacobian)
-            if values is None:
-                dtype = functools.reduce(torch.promote_types, (value.dtype for value, _ in pieces))
-                width = sum(value.shape[-1] for value, _ in pieces)
-                values = flat.new_empty(len(flat), width, dtype=dtype)
-                tangents = flat.new_empty(self.latent_dim, len(flat), width, dtype=dtype) if jacobian else None
-            column = 0
-            for value, tangent in pieces:
-                columns = slice(column, column + value.shape[-1])
-                values[begin : begin + len(rows), columns] = value
-                if jacobian:
-                    tangents[:, begin : begin + len(rows), columns] = tangent
-                column = columns.stop
+        outputs = _assembled_by_chunks(len(flat), flat.device, lambda span: self._embed_parts(flat[span], jacobian))
+        values, tangents = outputs if jacobian else (outputs[0], None)
         values = values.reshape(*points.shape[:-1], values.shape[-1])
         if not jacobian:
             return values
         # (d, N, D) tangent-major, returned as the (..., D, d) view of it that node_system relies on
         return values, tangents.reshape(len(tangents), *values.shape).movedim(0, -1)
 
-    def _embed_parts(self, rows: torch.Tensor, jacobian: bool) -> list[tuple[torch.Tensor, Optional[torch.Tensor]]]:
-        """For mean and std (if any) at rows (n, d): values (n, D_k), with ``jacobian`` the d JVPs along the basis (d, n, D_k)."""
+    def _embed_parts(self, rows: torch.Tensor, jacobian: bool) -> list[tuple[torch.Tensor, ...]]:
+        """For mean and std (if any) at rows (n, d): (values (n, D_k),), with ``jacobian`` (values, the d JVPs along
+        the basis (d, n, D_k))."""
         parts = [part for part in (self.mean, self.std) if part is not None]
         if not jacobian:
-            return [(part(rows), None) for part in parts]
+            return [(part(rows),) for part in parts]
         rules = [jet_rule(part) for part in parts]
         if all(rule is not None for rule in rules):  # one fused pass each (vaemanifold.jets)
             n = len(rows)
@@ -351,23 +369,14 @@ class DecoderManifold(EmbeddedManifold, nn.Module):
         if any(rule is None for rule in rules):
             return None
         flat, velocity = c.reshape(-1, c.shape[-1]), dc.reshape(-1, c.shape[-1])
-        chunk = EMBED_CHUNK if flat.device.type == "cpu" else max(len(flat), 1)
-        d, tangents, second = self.latent_dim, None, None
-        for begin in range(0, max(len(flat), 1), chunk):
-            rows, along = flat[begin : begin + chunk], velocity[begin : begin + chunk]
-            n, span = len(rows), slice(begin, begin + len(rows))
-            outs = [rule(second_basis_jet(rows, along), n) for rule in rules]  # each overwrites its own jet
-            if tangents is None:  # preallocated, filled part by part (as in embed)
-                dtype = functools.reduce(torch.promote_types, (out.dtype for out in outs))
-                width = sum(out.shape[-1] for out in outs)
-                tangents = flat.new_empty(d, len(flat), width, dtype=dtype)
-                second = flat.new_empty(len(flat), width, dtype=dtype)
-            column = 0
-            for out in outs:
-                columns = slice(column, column + out.shape[-1])
-                tangents[:, span, columns] = out[n : (1 + d) * n].view(d, n, -1)
-                second[span, columns] = out[-n:]
-                column = columns.stop
+        d = self.latent_dim
+
+        def evaluate(span: slice) -> list[tuple[torch.Tensor, torch.Tensor]]:
+            n = len(flat[span])
+            outs = [rule(second_basis_jet(flat[span], velocity[span]), n) for rule in rules]  # each overwrites its own jet
+            return [(out[n : (1 + d) * n].view(d, n, -1), out[-n:]) for out in outs]
+
+        tangents, second = _assembled_by_chunks(len(flat), flat.device, evaluate)
         # (d, N, D) tangent-major -> (..., D, d)
         J = tangents.reshape(d, *c.shape[:-1], tangents.shape[-1]).movedim(0, -1)
         return J, second.reshape(*c.shape[:-1], second.shape[-1])
