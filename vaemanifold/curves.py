@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from stochman.curves import BasicCurve, CubicSpline
 from torch import nn
-from torch.func import jvp
+from torch.func import functional_call, jvp, vmap
 
 #: Smooth activations allowed in psi. The energy's gradient needs second
 #: derivatives of the curve in t, which piece-wise linear activations lack.
@@ -150,6 +150,69 @@ class NeuralCurve(BasicCurve):
         if params.dim() == 1:
             params, begin, end = params.unsqueeze(0), begin.unsqueeze(0), end.unsqueeze(0)
         return NeuralCurve(begin, end, self.hidden, self.activation, self._requires_grad, params.detach())
+
+    def fit(self, t: torch.Tensor, x: torch.Tensor, iterations: int = 100, tol: float = 1e-10) -> torch.Tensor:
+        """Least-squares fit of the weights to points x at times t, by Levenberg-Marquardt per pair.
+
+        stochman's ``BasicCurve.fit`` runs one L-BFGS for the whole batch with
+        unit steps and no line search; on a batch of three geodesics it
+        diverged to NaN. Here each pair has its own damping and step
+        acceptance, and stops when an accepted step lowers its squared
+        residual by less than ``tol`` (relative) or no step lowers it; the
+        pairs do not interact. Each step needs the P forward-mode tangents of
+        the curve points and one P x P solve per pair.
+
+        Args:
+            t: (N,) or (B, N) times.
+            x: (N, d) or (B, N, d) target points.
+            iterations: maximum steps.
+            tol: relative decrease of the squared residual that ends a pair's fit.
+
+        Returns:
+            the mean squared residual after the fit.
+        """
+        if iterations < 1 or not tol > 0:
+            raise ValueError(f"iterations must be >= 1 and tol > 0, got {iterations}, {tol}")
+        tt, _ = _as_batched_times(t, len(self), self.begin)
+        x = x.to(self.begin).reshape(len(self), tt.shape[1], -1)
+        # pairs are independent: chunk them so the (P, pairs, N d) tangents stay near 2^24 numbers
+        chunk = max(1, 2**24 // (self.params.shape[1] * x[0].numel()))
+        with torch.no_grad():
+            for start in range(0, len(self), chunk):
+                pairs = slice(start, start + chunk)
+                self.params[pairs] = self._levenberg_marquardt(tt[pairs], x[pairs], pairs, iterations, tol)
+            return ((self(tt) - x) ** 2).mean()
+
+    def _levenberg_marquardt(self, t: torch.Tensor, x: torch.Tensor, pairs: slice, iterations: int, tol: float):
+        """fit on the pairs ``pairs``: t (b, N), x (b, N, d) -> their fitted params (b, P)."""
+        state = {"begin": self.begin[pairs], "end": self.end[pairs]}
+
+        def residuals(params: torch.Tensor) -> torch.Tensor:  # (b, P) -> (b, N d)
+            return (functional_call(self, {**state, "params": params}, (t,)) - x).flatten(1)
+
+        params = self.params[pairs].detach().clone()
+        basis = torch.eye(params.shape[1], dtype=params.dtype, device=params.device)
+        r = residuals(params)
+        cost = (r**2).sum(dim=1)
+        damping = torch.full_like(cost, 1e-3)
+        active = torch.isfinite(cost) & (cost > 0)
+        for _ in range(iterations):
+            if not active.any():
+                break
+            J = vmap(lambda v: jvp(residuals, (params,), (v.expand_as(params),))[1])(basis).permute(1, 2, 0)
+            H = J.transpose(1, 2) @ J  # (b, P, P)
+            scale = damping * H.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+            step = torch.linalg.solve_ex(H + scale.view(-1, 1, 1) * basis, -(J.transpose(1, 2) @ r.unsqueeze(-1)))[0]
+            trial = params + step.squeeze(-1)
+            r_trial = residuals(trial)
+            trial_cost = (r_trial**2).sum(dim=1)
+            better = active & torch.isfinite(trial_cost) & (trial_cost < cost)
+            small = (cost - trial_cost) <= tol * cost
+            params[better], r[better] = trial[better], r_trial[better]
+            cost = torch.where(better, trial_cost, cost)
+            damping = torch.where(better, damping / 3, damping * 4)
+            active &= ~(better & small) & (damping < 1e8) & (cost > 0)
+        return params
 
     def constant_speed(self, metric=None, t: Optional[torch.Tensor] = None):
         """Refit the curve so that it has (approximately) constant speed.
