@@ -74,7 +74,6 @@ STOCHMAN_ITERATIONS = int(_STOCK["max_iter"].default)
 #: pairs failed at 1000 nodes, 128 s per pair); its time includes that start. stochman's
 #: only budget is ``max_iter`` (None: connecting_geodesic as shipped).
 BUDGETS: dict[str, dict] = {
-    "ode": {"tol": 1e-4},
     "graph": {"refine": None},  # the raw graph curves; refined, it would be gauss_newton started elsewhere
     STOCHMAN: {"max_iter": None},
 }

@@ -108,7 +108,12 @@ class ODESolver(GeodesicSolver):
 
     Options:
         tol: solve_bvp's relative collocation-residual tolerance (also used for
-            the boundary conditions; default 1e-6).
+            the boundary conditions; default 1e-4). A geodesic is a critical
+            point of length, so the length's error is second order in the
+            curve's: at 1e-4, from ``gauss_newton``'s curves, the benchmark
+            found the p90 of length within 0.004% of the best known on the
+            three presets, while at 1e-6 scipy's mesh outgrew 1,000 nodes on 8
+            of 16 ``mnist-2d`` benchmark pairs.
         max_nodes: mesh nodes allowed per pair before giving up (default 1000).
         nodes: size of the initial uniform mesh (default 32).
         init_solver: the name of the registered solver whose curves give the
@@ -132,7 +137,7 @@ class ODESolver(GeodesicSolver):
 
     def __init__(
         self,
-        tol: float = 1e-6,
+        tol: float = 1e-4,
         max_nodes: int = 1000,
         nodes: int = 32,
         init_solver: str = "gauss_newton",
