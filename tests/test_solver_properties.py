@@ -1,7 +1,9 @@
 """Properties every registered solver must have, run over vm.SOLVERS (a new solver gets them by registering).
 
 * a pair's result is the same alone as in a batch (per-pair independence);
-* float32 and float64 endpoints both work, in the endpoints' dtype, and agree.
+* float32 and float64 endpoints both work, in the endpoints' dtype, and agree;
+* a batch started with init= from bent curves reaches the geodesics (or init= is ignored, or refused, as documented);
+* a decoder that returns NaN is named as the reason, for the pair that meets it only.
 """
 
 import pytest
@@ -73,6 +75,33 @@ def test_the_inputs_are_left_unchanged(name):
     before = z0.clone(), z1.clone()
     vm.connecting_geodesic(sphere(), z0, z1, method=name, **solver_options(name, OPTIONS))
     assert torch.equal(z0, before[0]) and torch.equal(z1, before[1])
+
+
+#: Solvers that make their own start: ``init=`` is ignored (linear, graph) or refused (amortized).
+OWN_START = {"linear", "graph", "amortized"}
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_a_batch_started_from_bent_curves_reaches_the_great_circles(name):
+    """init= from four curves bent up to 0.5 off the chord (3-16% longer than the great circles)."""
+    M = sphere()
+    z0, z1 = analytic.sphere_pairs(4, seed=13)
+    bent = vm.NeuralCurve(z0, z1, hidden=(4,), requires_grad=False)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        bent.params.copy_(0.5 * torch.randn(bent.params.shape, generator=generator, dtype=torch.float64))
+    options = solver_options(name, OPTIONS)
+    if name == "amortized":
+        with pytest.raises(ValueError, match="init= is not used"):
+            vm.connecting_geodesic(M, z0, z1, method=name, init=bent, **options)
+        return
+    result = vm.connecting_geodesic(M, z0, z1, method=name, init=bent, **options)
+    if name in OWN_START:
+        own = vm.connecting_geodesic(M, z0, z1, method=name, **options)
+        torch.testing.assert_close(result.length, own.length, rtol=1e-9, atol=0)
+        return
+    assert result.converged.all(), result.reasons
+    torch.testing.assert_close(result.length, analytic.great_circle_distance(z0, z1), rtol=1e-4, atol=0)
 
 
 def holed_sphere(z: torch.Tensor) -> torch.Tensor:
