@@ -46,16 +46,21 @@ def test_embed_follows_stochman_contract():
 @pytest.mark.parametrize("with_std", [False, True])
 def test_embed_in_chunks_matches_autograd_and_keeps_gradients(monkeypatch, with_std):
     """Batches larger than EMBED_CHUNK are embedded chunk by chunk, with the same values, Jacobians
-    (in the tangent-major layout node_system views) and gradients as one batch."""
+    (in the tangent-major layout node_system views) and gradients as one batch; so is the geodesic
+    equation (its second-order jets in chunks of SECOND_JET_ROWS rows), gradients included."""
     mean, std = mlp(3, 5, 0), (mlp(3, 4, 1, softplus=True) if with_std else None)
     M = vm.DecoderManifold(mean, std)
     z = torch.randn(2, 7, 3, dtype=torch.float64, requires_grad=True)
     dz = torch.randn(2, 7, 3, dtype=torch.float64)
     whole, whole_J = M.embed(z, jacobian=True)
-    whole_acceleration = M.geodesic_system(z, dz)  # its second-order jets are chunked the same way
+    whole_acceleration = M.geodesic_system(z, dz)
+    (whole_acceleration_grad,) = torch.autograd.grad(whole_acceleration.square().sum(), z)
     monkeypatch.setattr(vm.manifold, "EMBED_CHUNK", 4)  # 14 points: chunks of 4, 4, 4, 2
+    monkeypatch.setattr(vm.manifold, "SECOND_JET_ROWS", 24)  # (3 + d) = 6 jet rows a point: the same chunks
     values, J = M.embed(z, jacobian=True)
-    torch.testing.assert_close(M.geodesic_system(z, dz), whole_acceleration)
+    acceleration = M.geodesic_system(z, dz)
+    torch.testing.assert_close(acceleration, whole_acceleration)
+    torch.testing.assert_close(torch.autograd.grad(acceleration.square().sum(), z)[0], whole_acceleration_grad)
 
     def f(x):
         return torch.cat([mean(x), std(x)], -1) if with_std else mean(x)
