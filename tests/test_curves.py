@@ -105,6 +105,14 @@ def test_neural_curve_fit_is_per_pair_and_accurate(dtype):
     torch.testing.assert_close(alone(t), batch[2](t), rtol=0, atol=3e-4)
 
 
+@pytest.mark.parametrize("family", [vm.NeuralCurve, vm.SplineCurve])
+def test_fit_of_no_pairs_changes_nothing(family):
+    empty = torch.zeros(0, 2, dtype=D64)
+    curve = family(empty, empty.clone())
+    curve.fit(torch.linspace(0, 1, 10, dtype=D64), torch.zeros(0, 10, 2, dtype=D64))
+    assert curve.params.shape[0] == 0
+
+
 def test_neural_curve_plots(ends):
     import matplotlib.pyplot as plt
 

@@ -174,9 +174,9 @@ class NeuralCurve(BasicCurve):
         if iterations < 1 or not tol > 0:
             raise ValueError(f"iterations must be >= 1 and tol > 0, got {iterations}, {tol}")
         tt, _ = _as_batched_times(t, len(self), self.begin)
-        x = x.to(self.begin).reshape(len(self), tt.shape[1], -1)
+        x = x.to(self.begin).reshape(len(self), tt.shape[1], self.begin.shape[-1])
         # pairs are independent: chunk them so the (P, pairs, N d) tangents stay near 2^24 numbers
-        chunk = max(1, 2**24 // (self.params.shape[1] * x[0].numel()))
+        chunk = max(1, 2**24 // max(1, self.params.shape[1] * x.shape[1] * x.shape[2]))
         with torch.no_grad():
             for start in range(0, len(self), chunk):
                 pairs = slice(start, start + chunk)
@@ -331,7 +331,7 @@ class SplineCurve(CubicSpline):
             the parameters, so it is solved exactly (stochman iterates L-BFGS).
         """
         tt, _ = _as_batched_times(t, len(self), self.begin)
-        x = x.to(self.begin).reshape(len(self), tt.shape[1], -1)
+        x = x.to(self.begin).reshape(len(self), tt.shape[1], self.begin.shape[-1])
         line = (1 - tt.unsqueeze(-1)) * self.begin.unsqueeze(1) + tt.unsqueeze(-1) * self.end.unsqueeze(1)
         A = self._design(tt) @ self.basis  # (B, N, P)
         with torch.no_grad():
