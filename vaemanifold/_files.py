@@ -1,7 +1,8 @@
-"""Writing files so that readers never see half of one."""
+"""Writing files so that readers never see half of one, and fingerprints of files and of this package's code."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -25,3 +26,18 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], object]) -> No
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, in hex."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def package_sha256() -> str:
+    """The SHA-256 of this package's Python sources (their paths and bytes), in hex: results saved
+    with it are reused only by the same code."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for file in sorted(root.rglob("*.py")):
+        digest.update(file.relative_to(root).as_posix().encode() + b"\0" + file.read_bytes() + b"\0")
+    return digest.hexdigest()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import signal
 import threading
 import time
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from .. import analytic
+from .._files import sha256_of
 from ..amortized import NETWORK_FILE, GeodesicNetwork
 from ..distance_store import DistanceStore
 from ..distances import BATCHES_PER_BLOCK, block_results, grid_cost, reference_check
@@ -98,10 +98,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _source(args: argparse.Namespace) -> tuple[DecoderManifold, torch.Tensor, dict]:
     """The manifold, the candidate codes to draw from (or None) and the source's settings."""
     if args.analytic:
@@ -119,7 +115,7 @@ def _source(args: argparse.Namespace) -> tuple[DecoderManifold, torch.Tensor, di
     manifold = model.manifold()
     if manifold.latents is None:
         raise ValueError(f"the model at {args.model} has no training codes; pass --codes")
-    return manifold, manifold.latents, {"model": str(file.resolve()), "model_sha256": _sha256(file)}
+    return manifold, manifold.latents, {"model": str(file.resolve()), "model_sha256": sha256_of(file)}
 
 
 def _codes(args: argparse.Namespace, manifold: DecoderManifold, pool: Optional[torch.Tensor]) -> tuple[torch.Tensor, dict]:
@@ -131,7 +127,7 @@ def _codes(args: argparse.Namespace, manifold: DecoderManifold, pool: Optional[t
         Z = torch.as_tensor(np.load(file))
         if Z.dim() != 2 or len(Z) < 2:
             raise ValueError(f"--codes must hold an (N, d) array with N >= 2, got shape {tuple(Z.shape)}")
-        return Z, {"codes": str(file.resolve()), "codes_sha256": _sha256(file)}
+        return Z, {"codes": str(file.resolve()), "codes_sha256": sha256_of(file)}
     n = args.points or DEFAULT_POINTS
     g = torch.Generator().manual_seed(args.seed)
     if pool is not None:
@@ -157,7 +153,7 @@ def _solver_options(args: argparse.Namespace) -> tuple[dict, dict]:
     file = Path(args.network) if args.network else Path(args.model) / NETWORK_FILE
     network = GeodesicNetwork.load(file)
     return {"network": network, "refine": True if args.refine else None}, {
-        "network": str(file.resolve()), "network_sha256": _sha256(file), "refine": args.refine
+        "network": str(file.resolve()), "network_sha256": sha256_of(file), "refine": args.refine
     }
 
 

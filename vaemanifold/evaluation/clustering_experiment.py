@@ -19,7 +19,6 @@ was working on, and a run with more subsets only computes the new ones.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import sys
 import time
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 
 from .. import data
-from .._files import atomic_write
+from .._files import atomic_write, sha256_of
 from ..amortized import NETWORK_FILE, GeodesicNetwork, NetworkError
 from ..distances import distance_matrix, reference_check
 from ..solvers.graph import GraphSolver
@@ -191,7 +190,7 @@ def subset_key(settings: dict, subset: int, folder: Path, amortized: bool) -> di
     (and network) files."""
 
     def digest(name: str) -> str:
-        return hashlib.sha256((folder / name).read_bytes()).hexdigest()
+        return sha256_of(folder / name)
 
     return {
         "seed": settings["seed"] + subset, "subset_per_class": settings["subset_per_class"], "k": settings["k"],
