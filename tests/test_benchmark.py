@@ -240,6 +240,38 @@ def test_cli_analytic_writes_the_three_files(tmp_path, capsys):
     assert "unknown methods" in capsys.readouterr().err
 
 
+def counting_benchmarks(monkeypatch) -> list:
+    """Patch bm.run_benchmark to record the name of every problem it benchmarks."""
+    names, real = [], bm.run_benchmark
+
+    def counted(problem, *args, **kwargs):
+        names.append(problem.name)
+        return real(problem, *args, **kwargs)
+
+    monkeypatch.setattr(bm, "run_benchmark", counted)
+    return names
+
+
+def test_cli_resumes_an_interrupted_run_and_reruns_what_changed(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "bench"
+    argv = ["benchmark", "--analytic", "--quick", "--pairs", "2", "--methods", "linear,stochman", "--no-reference",
+            "--out", str(out)]
+    assert main(argv) == 0
+    whole = json.loads((out / "benchmark.json").read_text())
+    # an interruption after the first decoder leaves its file holding that decoder only
+    (out / "benchmark.json").write_text(json.dumps({**whole, "models": whole["models"][:1]}))
+    benchmarked = counting_benchmarks(monkeypatch)
+    assert main(argv) == 0
+    assert benchmarked == ["mlp-d2", "mlp-d8"]
+    assert "sphere: reusing its finished run" in capsys.readouterr().out
+    document = json.loads((out / "benchmark.json").read_text())
+    assert document["models"][0] == whole["models"][0] and document["settings"]["reused"] == ["sphere"]
+    assert "Reused from an earlier run" in (out / "benchmark.md").read_text()
+    assert main(argv) == 0 and benchmarked[2:] == []  # all three finished: nothing to do
+    assert main([*argv[:4], "3", *argv[5:]]) == 0  # other settings (3 pairs): everything again
+    assert benchmarked[2:] == ["sphere", "mlp-d2", "mlp-d8"]
+
+
 @pytest.fixture(scope="module")
 def tiny_vae():
     """A small VAE trained for a few epochs on the synthetic 4-class 'ring' set (seconds)."""
@@ -285,6 +317,25 @@ def test_cli_benchmarks_a_saved_model(tiny_vae, tmp_path):
     (model,) = document["models"]
     assert model["name"] == "tiny" and model["pairs"] == 2 and len(model["records"]) == 2 * 2
     assert model["pair_info"]["dataset"] == "ring"
+
+
+def test_cli_reruns_a_model_whose_file_changed(tiny_vae, tmp_path, monkeypatch):
+    tiny_vae.save(tmp_path / "tiny")
+    argv = ["benchmark", "--model", str(tmp_path / "tiny"), "--quick", "--pairs", "2", "--methods", "linear",
+            "--no-ladders", "--out", str(tmp_path / "bench")]
+    benchmarked = counting_benchmarks(monkeypatch)
+    assert main(argv) == 0 and main(argv) == 0
+    assert benchmarked == ["tiny"]  # the second run reused it
+    weight = next(tiny_vae.parameters())
+    with torch.no_grad():
+        weight.add_(0.01)
+    try:
+        tiny_vae.save(tmp_path / "tiny")
+    finally:
+        with torch.no_grad():
+            weight.sub_(0.01)  # the fixture is shared with later tests
+    assert main(argv) == 0
+    assert benchmarked == ["tiny", "tiny"]
 
 
 def test_a_solver_that_raises_is_recorded_as_failed_not_fatal():

@@ -1,7 +1,10 @@
 """`vaemanifold benchmark`: every geodesic solver head to head, one table per decoder.
 
 Writes benchmark.json (schema: :mod:`vaemanifold.evaluation.report`),
-benchmark.md and time_to_quality.png under ``--out``.
+benchmark.md and time_to_quality.png under ``--out``, after every decoder.
+Run again into the same folder after an interruption, it reuses the decoders
+already finished there with the same settings, code and model (and network)
+files (:func:`resume_key`), and benchmarks only the others.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ import argparse
 import json
 import time
 from pathlib import Path
-
 import torch
 
 from ..amortized import NETWORK_FILE, GeodesicNetwork
@@ -19,6 +21,7 @@ from ..evaluation.amortization import AMORTIZED_ROWS
 from ..evaluation import problems as pb
 from ..evaluation import report
 from .._checks import check_output_folder
+from .._files import package_sha256, sha256_of
 from ..geodesic import MEASURE_GRID
 from ..solvers import SOLVERS
 from .arguments import at_least, positive_int
@@ -57,7 +60,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--root", default=None, help="torchvision-layout data folder for the held-out images")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pairs (default 0)")
-    parser.add_argument("--out", default="runs/benchmark", help="output folder (default runs/benchmark)")
+    parser.add_argument(
+        "--out",
+        default="runs/benchmark",
+        help="output folder (default runs/benchmark); the same command run again resumes: decoders finished "
+        "there with the same settings, code and model files are reused",
+    )
     parser.add_argument(
         "--methods",
         default=None,
@@ -93,26 +101,31 @@ def _budgets(args: argparse.Namespace) -> dict[str, dict]:
     return {m: budgets[m] for m in names}
 
 
-def _problems(args: argparse.Namespace, budgets: dict[str, dict]) -> list[tuple[pb.Problem, list[bm.ExtraRow]]]:
-    """The problems, each with its extra rows: on trained models the default solver from the straight line
-    (:data:`~vaemanifold.evaluation.benchmark.LINE_START_ROW`, where it is benchmarked), and the amortized
-    rows with --amortized."""
+def _problems(
+    args: argparse.Namespace, budgets: dict[str, dict]
+) -> list[tuple[pb.Problem, list[bm.ExtraRow], tuple[Path, ...]]]:
+    """The problems, each with its extra rows (on trained models the default solver from the straight line,
+    :data:`~vaemanifold.evaluation.benchmark.LINE_START_ROW`, where it is benchmarked, and the amortized
+    rows with --amortized) and the files its results depend on (the model, and its network with
+    --amortized; none for the analytic decoders)."""
     if args.analytic:
         if args.amortized:
             raise ValueError("--amortized needs trained models (a network fitted beside each), not --analytic")
-        return [(p, []) for p in pb.analytic_problems(args.pairs or (QUICK_PAIRS if args.quick else ANALYTIC_PAIRS), args.seed)]
+        pairs = args.pairs or (QUICK_PAIRS if args.quick else ANALYTIC_PAIRS)
+        return [(p, [], ()) for p in pb.analytic_problems(pairs, args.seed)]
     from ..vae import PRESETS, load, pretrained
+    from ..vae.model import MODEL_FILE
     from ..vae.presets import BENCHMARK_PRESETS, cache_dir
 
     pairs = args.pairs or (QUICK_PAIRS if args.quick else MODEL_PAIRS)
     if args.model:
-        folders = [Path(path) if Path(path).is_dir() else Path(path).parent for path in args.model]
+        files = [Path(path) / MODEL_FILE if Path(path).is_dir() else Path(path) for path in args.model]
     else:
         for name in BENCHMARK_PRESETS:
             PRESETS[name].check_data(args.root)
-        folders = [cache_dir(name) for name in BENCHMARK_PRESETS]
+        files = [cache_dir(name) / MODEL_FILE for name in BENCHMARK_PRESETS]
     # before any loading or training: a missing network stops the run here
-    networks = [_network_of(folder) for folder in folders] if args.amortized else [None] * len(folders)
+    networks = [_network_of(file.parent) for file in files] if args.amortized else [None] * len(files)
     if args.model:
         models = []
         for path in args.model:
@@ -121,14 +134,14 @@ def _problems(args: argparse.Namespace, budgets: dict[str, dict]) -> list[tuple[
     else:
         models = [(name, pretrained(name, data_root=args.root)) for name in BENCHMARK_PRESETS]
     out = []
-    for (name, model), amortized in zip(models, networks):
+    for (name, model), amortized, file in zip(models, networks, files):
         problem = pb.model_problem(model, name, pairs, args.seed, args.root)
         rows = [bm.LINE_START_ROW] if bm.LINE_START_ROW.method in budgets else []
         if amortized is not None:
             network, fit_seconds = amortized
             problem.solver_options["amortized"] = {"network": network}
             rows += [bm.ExtraRow(label, method, budget, fit_seconds) for label, (method, budget) in AMORTIZED_ROWS.items()]
-        out.append((problem, rows))
+        out.append((problem, rows, (file, file.parent / NETWORK_FILE) if amortized else (file,)))
     return out
 
 
@@ -145,9 +158,28 @@ def _network_of(folder: Path) -> tuple[GeodesicNetwork, float]:
     return network, float(fit_seconds or 0.0)
 
 
-def _write(out: Path, results: list[bm.BenchmarkResult], settings: dict) -> str:
+def resume_key(settings: dict, files: tuple[Path, ...]) -> dict:
+    """What a decoder's results depend on: the run's settings (all but its duration and the decoders
+    it reused), this package's code, and the bytes of the decoder's files (model, network)."""
+    return {
+        "settings": {k: v for k, v in settings.items() if k not in ("seconds", "reused")},
+        "code": package_sha256(),
+        "files": [sha256_of(file) for file in files],
+    }
+
+
+def _finished(out: Path) -> dict[str, dict]:
+    """The decoders already in ``out``/benchmark.json (by name), or none when there is no readable file."""
+    try:
+        document = json.loads((out / "benchmark.json").read_text())
+        return {model["name"]: model for model in document["models"]}
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+
+
+def _write(out: Path, models: list[dict], settings: dict) -> str:
     """Write benchmark.json, benchmark.md and time_to_quality.png; returns the markdown."""
-    document = report.to_json(results, settings)
+    document = {"settings": settings, "models": models}
     report.write_json(document, out / "benchmark.json")
     text = report.markdown(document)
     (out / "benchmark.md").write_text(text)
@@ -180,16 +212,24 @@ def run(args: argparse.Namespace) -> int:
         reference,
         arguments={k: v for k, v in vars(args).items() if k not in ("run", "command")},
     )
-    results: list[bm.BenchmarkResult] = []
-    for problem, extra_rows in problems:  # the files are rewritten after every decoder: a late failure loses nothing
-        results.append(
-            bm.run_benchmark(
+    finished = _finished(out)
+    settings["reused"] = []
+    models: list[dict] = []
+    for problem, extra_rows, files in problems:  # the output files are rewritten after every decoder
+        key = resume_key(settings, files)
+        earlier = finished.get(problem.name)
+        if earlier is not None and earlier.get("resume_key") == key:
+            print(f"{problem.name}: reusing its finished run in {out / 'benchmark.json'} (same settings, code, files)")
+            settings["reused"].append(problem.name)
+            models.append(earlier)
+        else:
+            result = bm.run_benchmark(
                 problem, budgets, ladders, reference, args.grid, log=lambda line: print(line, flush=True),
                 extra_rows=extra_rows,
             )
-        )
+            models.append({**result.to_dict(), "resume_key": key})
         settings["seconds"] = time.perf_counter() - start
-        text = _write(out, results, settings)
+        text = _write(out, models, settings)
     print(text)
     print(
         f"wrote {out / 'benchmark.json'}, {out / 'benchmark.md'}, {out / 'time_to_quality.png'} "

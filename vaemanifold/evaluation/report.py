@@ -8,7 +8,8 @@ benchmark.json::
         "device": "cpu" | "cuda:0", "grid": dense grid points, "pairs": P, "seed": S,
         "quick": bool, "command": the command line, "seconds": total wall time,
         "budgets": {method: declared options}, "ladders": {method: [option, [factors]]},
-        "reference": [[solver, options], ...]
+        "reference": [[solver, options], ...],
+        "reused": [names]                # `vaemanifold benchmark`: decoders reused from an earlier run
       },
       "models": [                        # one per decoder (trained model or analytic problem)
         {
@@ -29,7 +30,8 @@ benchmark.json::
           ],
           "time_to_quality": {method: [{"label", "budget", "seconds_per_pair", "floors_per_pair", "iterations",
                                         "failures", "failure_example", "median_length_ratio",
-                                        "p90_length_ratio", "frac_within_1pct"}, ...]}
+                                        "p90_length_ratio", "frac_within_1pct"}, ...]},
+          "resume_key": {"settings", "code", "files"}   # `vaemanifold benchmark`: what a re-run must match
         }
       ]
     }
@@ -146,6 +148,12 @@ def markdown(document: dict) -> str:
         "one dense length evaluation of the pairs' curves measured in the same run (seconds vary with the "
         "machine's load, floors much less). Failures: pairs not converged.",
     ]
+    if s.get("reused"):
+        lines += [
+            "",
+            f"Reused from an earlier run into this folder with the same settings, code and model files "
+            f"(their times are that run's): {', '.join(s['reused'])}.",
+        ]
     steps = " then ".join(f"{name} ({', '.join(f'{k}={v}' for k, v in options.items())})" for name, options in s["reference"])
     lines += ["", f"Reference run (each step starts from the previous step's curves): {steps or 'none'}."]
     if document["models"]:
