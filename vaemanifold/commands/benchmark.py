@@ -13,6 +13,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+
 import torch
 
 from ..amortized import NETWORK_FILE, GeodesicNetwork
@@ -141,7 +142,7 @@ def _problems(
             network, fit_seconds = amortized
             problem.solver_options["amortized"] = {"network": network}
             rows += [bm.ExtraRow(label, method, budget, fit_seconds) for label, (method, budget) in AMORTIZED_ROWS.items()]
-        out.append((problem, rows, (file, file.parent / NETWORK_FILE) if amortized else (file,)))
+        out.append((problem, rows, (file, file.parent / NETWORK_FILE) if amortized is not None else (file,)))
     return out
 
 
