@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -33,9 +34,10 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def package_sha256() -> str:
     """The SHA-256 of this package's Python sources (their paths and bytes), in hex: results saved
-    with it are reused only by the same code."""
+    with it are reused only by the same code. Read once a process."""
     root = Path(__file__).parent
     digest = hashlib.sha256()
     for file in sorted(root.rglob("*.py")):

@@ -133,10 +133,11 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
         print(f"  warning: the {settings['k']}-NN graph has {graph.components} components", file=sys.stderr)
 
     subsets, first, amortized, reused = [], None, [], 0
+    files = file_digests(folder, network is not None)
     start = time.perf_counter()
     for s in range(settings["subsets"]):
         index = cl.draw_subset(labels, settings["subset_per_class"], settings["seed"] + s)
-        key = subset_key(settings, s, folder, network is not None)
+        key = subset_key(settings, s, files)
         cached = read_subset(folder, s, key)
         if cached is not None:
             scores, predictions, check = cached
@@ -185,17 +186,20 @@ def run_set(digits, settings: dict, out: Path, retrain: bool) -> dict:
     return record
 
 
-def subset_key(settings: dict, subset: int, folder: Path, amortized: bool) -> dict:
-    """What a subset's results depend on: the settings that shape them and the bytes of the set's model
-    (and network) files."""
+def file_digests(folder: Path, amortized: bool) -> dict[str, str]:
+    """The SHA-256 of the set's model file and, with ``amortized``, of its network file (read once a set)."""
+    digests = {"model": sha256_of(folder / "model.pt")}
+    if amortized:
+        digests["network"] = sha256_of(folder / NETWORK_FILE)
+    return digests
 
-    def digest(name: str) -> str:
-        return sha256_of(folder / name)
 
+def subset_key(settings: dict, subset: int, files: dict[str, str]) -> dict:
+    """What a subset's results depend on: the settings that shape them and the set's :func:`file_digests`."""
     return {
         "seed": settings["seed"] + subset, "subset_per_class": settings["subset_per_class"], "k": settings["k"],
-        "restarts": settings["restarts"], "model": digest("model.pt"),
-        "amortized": {"network": digest(NETWORK_FILE), "check_pairs": settings["check_pairs"]} if amortized else None,
+        "restarts": settings["restarts"], "model": files["model"],
+        "amortized": {"network": files["network"], "check_pairs": settings["check_pairs"]} if "network" in files else None,
     }
 
 
