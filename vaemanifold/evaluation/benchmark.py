@@ -92,7 +92,7 @@ LADDERS: dict[str, tuple[str, tuple[float, ...]]] = {
     "gauss_newton": ("tol", (100, 10, 1, 0.1)),
     "neural": ("tol", (100, 10, 1, 0.1)),
     "spline": ("tol", (100, 10, 1, 0.1)),
-    "ode": ("tol", (1e3, 1e1, 1)),
+    "ode": ("tol", (10, 1, 0.1, 0.01)),
     "graph": ("k", (0.5, 1, 2, 4)),
     STOCHMAN: ("max_iter", (1 / 6, 1 / 3, 2 / 3, 1, 2, 4)),
 }
