@@ -151,3 +151,34 @@ def test_the_energy_phase_alone_shortens_curves_on_the_sphere():
     truth = analytic.great_circle_distance(z0, z1)
     result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
     assert (result.length - truth).sum() < 0.6 * (line - truth).sum()  # the line's excess shrinks by 40%+
+
+
+def test_refine_options_configure_the_refining_solver():
+    from vaemanifold.solvers.amortized import LIGHT_REFINE, REFINE_OPTIONS
+
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(4, seed=3)
+    net = random_network()
+    raw = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
+    light = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net, refine=True, refine_options=LIGHT_REFINE)
+    by_hand = vm.connecting_geodesic(M, z0, z1, method="gauss_newton", init=raw.curve, **{**REFINE_OPTIONS, **LIGHT_REFINE})
+    torch.testing.assert_close(light.length, by_hand.length, rtol=1e-12, atol=0)
+    spline = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net, refine="spline", refine_options={"iterations": 1})
+    one_step = vm.connecting_geodesic(M, z0, z1, method="spline", init=raw.curve, iterations=1)
+    torch.testing.assert_close(spline.length, one_step.length, rtol=1e-12, atol=0)
+    with pytest.raises(ValueError, match="refine_options are options of the refining solver"):
+        vm.connecting_geodesic(M, z0, z1, method="amortized", network=net, refine_options=LIGHT_REFINE)
+
+
+def test_a_light_refinement_shortens_a_fitted_network_s_curves():
+    from vaemanifold.solvers.amortized import LIGHT_REFINE
+
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(32, seed=5)
+    truth = analytic.great_circle_distance(z0, z1)
+    raw = vm.connecting_geodesic(M, z0, z1, method="amortized", network=sphere_network())
+    light = vm.connecting_geodesic(M, z0, z1, method="amortized", network=sphere_network(), refine=True,
+                                   refine_options=LIGHT_REFINE)
+    raw_excess, light_excess = raw.length / truth - 1, light.length / truth - 1
+    assert raw_excess.median() > 1e-3  # the short fit leaves the raw curves measurably long
+    assert light_excess.median() < raw_excess.median() / 4, (light_excess.median(), raw_excess.median())

@@ -16,6 +16,7 @@ from vaemanifold import analytic
 from vaemanifold.cli import main
 from vaemanifold.distances import PairBlocks, block_results, grid_cost, reference_check
 from vaemanifold.solvers import make_solver
+from vaemanifold.solvers.amortized import LIGHT_REFINE
 
 distributed = pytest.importorskip("distributed")
 
@@ -188,3 +189,8 @@ def test_cli_amortized_distances_with_a_network_file_on_a_coarse_grid(tmp_path, 
     document = json.loads((tmp_path / "run" / "run.json").read_text())
     assert document["settings"]["grid"] == 32 and document["settings"]["network_sha256"]
     assert document["reference_check"]["pairs"] == 5 and 0.99 < document["reference_check"]["ratio"]["median"] < 1.05
+    assert main([*base, "--network", str(network), "--grid", "32", "--refine", "light", "--out", str(tmp_path / "light")]) == 0
+    light = vm.distance_matrix(analytic.sphere_manifold(), Z, method="amortized", network=sphere_network(), grid=32,
+                               on_failure="keep", refine=True, refine_options=LIGHT_REFINE)
+    np.testing.assert_allclose(np.load(tmp_path / "light" / "distances.npy"), light.numpy(), rtol=1e-6, atol=0)
+    assert json.loads((tmp_path / "light" / "run.json").read_text())["settings"]["refine"] == "light"

@@ -27,12 +27,15 @@ from ..distances import BATCHES_PER_BLOCK, block_results, grid_cost, reference_c
 from ..geodesic import MEASURE_GRID, _dtype_of
 from ..manifold import DecoderManifold
 from ..solvers import DEFAULT_METHOD, SOLVERS, make_solver
+from ..solvers.amortized import LIGHT_REFINE
 from .arguments import at_least, non_negative_int, positive_int
 
 NAME = "distances"
 HELP = "Geodesic distances between N latent codes (distances.npy), on local or remote Dask workers; resumable."
 #: Decoders with no training, for trying the command and for tests: name -> latent dimension.
 ANALYTIC = {"sphere": 2, "mlp-2d": 2, "mlp-8d": 8}
+#: --refine choices: refine=True as it is, or with LIGHT_REFINE.
+REFINEMENTS = ("full", "light")
 #: Default number of codes.
 DEFAULT_POINTS = 100
 #: Pairs on which the cost of a coarser --grid is measured and printed.
@@ -66,7 +69,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"--method amortized: the fitted geodesic network (default: {NETWORK_FILE} beside --model)",
     )
-    parser.add_argument("--refine", action="store_true", help="--method amortized: refine its curves (refine=True)")
+    parser.add_argument(
+        "--refine",
+        nargs="?",
+        const="full",
+        choices=REFINEMENTS,
+        default=None,
+        help="--method amortized: refine its curves: 'full' (the default when given: refine=True) or 'light' "
+        "(refine=True with LIGHT_REFINE: two Gauss-Newton steps on 16 segments, for large matrices)",
+    )
     parser.add_argument(
         "--grid",
         type=at_least(2),
@@ -152,7 +163,10 @@ def _solver_options(args: argparse.Namespace) -> tuple[dict, dict]:
         raise ValueError("--method amortized needs --network FILE (or --model DIR with a fitted network beside it)")
     file = Path(args.network) if args.network else Path(args.model) / NETWORK_FILE
     network = GeodesicNetwork.load(file)
-    return {"network": network, "refine": True if args.refine else None}, {
+    refinement = {"refine": True} if args.refine else {"refine": None}
+    if args.refine == "light":
+        refinement["refine_options"] = LIGHT_REFINE
+    return {"network": network, **refinement}, {
         "network": str(file.resolve()), "network_sha256": sha256_of(file), "refine": args.refine
     }
 
