@@ -285,6 +285,18 @@ def tiny_vae():
     return model
 
 
+def test_the_demo_s_quick_benchmark_writes_its_files_and_table(tiny_vae, tmp_path):
+    from argparse import Namespace
+
+    from vaemanifold.commands.demo import quick_benchmark
+
+    table = quick_benchmark(tiny_vae, Namespace(pairs=2, seed=0), tmp_path)
+    document = json.loads((tmp_path / "benchmark.json").read_text())
+    assert [m["pairs"] for m in document["models"]] == [2]
+    assert "| gauss_newton | defaults |" in table and table in (tmp_path / "benchmark.md").read_text()
+    assert (tmp_path / "time_to_quality.png").stat().st_size > 0
+
+
 def test_model_problem_pairs_are_posterior_means_of_held_out_images(tiny_vae):
     from vaemanifold import data
 

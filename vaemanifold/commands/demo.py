@@ -155,7 +155,7 @@ def quick_benchmark(model, args: argparse.Namespace, out: Path) -> str:
     settings = report.settings(
         MEASURE_GRID, args.pairs, args.seed, True, str(model.device), budgets, ladders, (), command="vaemanifold demo"
     )
-    text = write_benchmark(out, [result], settings)
+    text = write_benchmark(out, [result.to_dict()], settings)
     return text.split("\n## ", 1)[-1]
 
 
