@@ -113,7 +113,9 @@ def test_neural_solver_options_fd_energy_and_lbfgs():
     M = analytic.sphere_manifold()
     z0, z1 = analytic.sphere_pairs(2, seed=5)
     truth = analytic.great_circle_distance(z0, z1)
-    for options in ({"energy": "fd", "points": 64}, {"optimizer": "lbfgs", "sampling": "grid"}, {"sampling": "grid"}):
+    for options in (
+        {"energy": "fd", "points": 64}, {"optimizer": "lbfgs", "sampling": "grid"}, {"sampling": "grid"}, {"scaling": "identity"}
+    ):
         result = vm.connecting_geodesic(M, z0, z1, method="neural", **options)
         assert result.converged.all(), (options, result.reasons)
         assert (result.length / truth - 1).abs().max() < 0.01, options
@@ -194,6 +196,8 @@ def test_bad_input_gives_clear_errors():
         vm.connecting_geodesic(M, torch.zeros(3), torch.ones(3))
     with pytest.raises(ValueError, match="unknown sampling"):
         vm.connecting_geodesic(M, z0, z1, method="neural", sampling="sobol")
+    with pytest.raises(ValueError, match="unknown scaling"):
+        vm.connecting_geodesic(M, z0, z1, method="spline", scaling="marquardt")
     with pytest.raises(ValueError, match="piece-wise linear"):
         vm.connecting_geodesic(M, z0, z1, method="neural", activation="relu")
     with pytest.raises(ValueError, match="cannot be applied to a solver instance"):
@@ -218,3 +222,24 @@ def test_measuring_in_chunks_gives_what_measuring_at_once_does(monkeypatch):
     # and the great-circle distances, which the 64-point polylines approach from below
     truth = analytic.great_circle_distance(z0, z1)
     assert ((in_chunks[0] / truth - 1).abs() < 1e-3).all()
+
+
+def test_diagonal_damping_does_not_depend_on_how_the_parameters_are_scaled():
+    """Marquardt's damping: a step in rescaled parameters is the rescaled step (up to the small floor)."""
+    generator = torch.Generator().manual_seed(0)
+    A = torch.randn(2, 6, 6, generator=generator, dtype=torch.float64)
+    H = A @ A.transpose(1, 2) + torch.eye(6, dtype=torch.float64)
+    g = torch.randn(2, 6, generator=generator, dtype=torch.float64)
+    S = torch.diag_embed(torch.tensor([[0.5, 1.0, 2.0, 1.0, 1.5, 0.7]] * 2, dtype=torch.float64))
+    reach = torch.ones(2, dtype=torch.float64)
+
+    def steps(scaling: str) -> tuple[torch.Tensor, torch.Tensor]:
+        solver = vm.SOLVERS["neural"](scaling=scaling, damping=1.0)  # damping as large as H: the scaling decides
+        step = torch.linalg.solve(H + solver._damping(H, reach), g.unsqueeze(-1))
+        scaled = torch.linalg.solve(S @ H @ S + solver._damping(S @ H @ S, reach), (S @ g.unsqueeze(-1)))
+        return step, S @ scaled
+
+    marquardt, rescaled = steps("diagonal")
+    assert (marquardt - rescaled).abs().max() < 3e-2 * marquardt.abs().max()  # 0.8% here, from the floor
+    levenberg, rescaled = steps("identity")
+    assert (levenberg - rescaled).abs().max() > 0.1 * levenberg.abs().max()

@@ -51,10 +51,14 @@ from .base import GeodesicSolver, SolverOutput
 from .least_squares import NodeSystem, block_tridiagonal_matmul, gauss_newton_descent
 
 ENERGIES = ("jvp", "fd")
+SCALINGS = ("identity", "diagonal")
 SAMPLINGS = ("stratified", "random", "grid")
 OPTIMIZERS = ("gauss-newton", "adam", "lbfgs")
 #: Largest reach of a curve's steps: its damping never drops below ``damping`` / MAX_REACH.
 MAX_REACH = 1e4
+#: ``scaling="diagonal"``: each parameter's damping is its diagonal entry of H plus this fraction of the
+#: mean diagonal, so that a parameter H barely sees is still damped.
+DIAGONAL_FLOOR = 1e-3
 
 
 def sample_times(n: int, batch: int, sampling: str, estimator: str, generator: torch.Generator, like: torch.Tensor):
@@ -97,11 +101,16 @@ class EnergySolver(GeodesicSolver):
         coarse_tol: Gauss-Newton: tol on the earlier levels (default 1e-2; they only warm-start).
         coarse_iterations: Gauss-Newton: iterations on each earlier level (default 10).
         damping: Gauss-Newton: Levenberg damping of the P x P Gauss-Newton matrix at reach 1,
-            relative to its mean diagonal (default: the class's ``gauss_newton_damping``); a
+            relative to its diagonal (default: the class's ``gauss_newton_damping``); a
             pair's damping is this / its reach, adapted by Nielsen's rule
             (:func:`~vaemanifold.solvers.least_squares.gauss_newton_descent`). A curve with
             more parameters than sampled coordinates has a singular matrix, and a network's
             response to a weight step is linear only for small steps.
+        scaling: Gauss-Newton: what that damping is relative to: 'identity' (Levenberg: the
+            mean diagonal of H for every parameter) or 'diagonal' (Marquardt: each
+            parameter's own diagonal entry, plus :data:`DIAGONAL_FLOOR` of the mean), which
+            does not depend on how the parameters are scaled (default: the class's
+            ``gauss_newton_scaling``).
         lr: first order: learning rate (default 0.01 for Adam, 1.0 for L-BFGS).
         points: first order: sample points per step (default 32).
         sampling: first order: 'stratified' (default), 'random' or 'grid'.
@@ -115,6 +124,8 @@ class EnergySolver(GeodesicSolver):
     gauss_newton_iterations: int = 30
     #: Default ``damping`` of the Gauss-Newton steps.
     gauss_newton_damping: float = 1e-2
+    #: Default ``scaling`` of that damping.
+    gauss_newton_scaling: str = "identity"
 
     def __init__(
         self,
@@ -125,6 +136,7 @@ class EnergySolver(GeodesicSolver):
         coarse_tol: float = 1e-2,
         coarse_iterations: int = 10,
         damping: Optional[float] = None,
+        scaling: Optional[str] = None,
         lr: Optional[float] = None,
         points: int = 32,
         sampling: str = "stratified",
@@ -142,6 +154,9 @@ class EnergySolver(GeodesicSolver):
             iterations = {"gauss-newton": self.gauss_newton_iterations, "adam": 1000, "lbfgs": 100}[optimizer]
         if damping is None:
             damping = self.gauss_newton_damping
+        if scaling is None:
+            scaling = self.gauss_newton_scaling
+        check_choice("scaling", scaling, SCALINGS)
         if tol is None:
             tol = 5e-4 if optimizer == "gauss-newton" else 1e-4
         if check_every is None:
@@ -162,6 +177,7 @@ class EnergySolver(GeodesicSolver):
         self.coarse_tol = float(coarse_tol)
         self.coarse_iterations = int(coarse_iterations)
         self.damping = float(damping)
+        self.scaling = scaling
         self.lr = float(lr) if lr is not None else (0.01 if optimizer == "adam" else 1.0)
         self.points = int(points)
         self.sampling = sampling
@@ -236,9 +252,7 @@ class EnergySolver(GeodesicSolver):
                     G = tangents(basis).permute(1, 2, 3, 0)[:, 1:-1]  # (b, m, d, P): interior points only
                     H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(system.diag, system.upper, G))
                     g = torch.einsum("bmdp,bmd->bp", G, system.rhs)
-                    damping = self.damping / reach * H.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
-                    eye = torch.eye(H.shape[-1], dtype=H.dtype, device=H.device)
-                    delta = torch.linalg.solve_ex(H + damping.view(-1, 1, 1) * eye, g.unsqueeze(-1))[0].squeeze(-1)
+                    delta = torch.linalg.solve_ex(H + self._damping(H, reach), g.unsqueeze(-1))[0].squeeze(-1)
                     return delta, (g * delta).sum(dim=-1), (delta * (H @ delta.unsqueeze(-1)).squeeze(-1)).sum(dim=-1)
 
                 result = gauss_newton_descent(
@@ -255,6 +269,13 @@ class EnergySolver(GeodesicSolver):
                 steps += result.iterations
             curve.params.copy_(params.view(shape))
         return result.converged, result.reasons, steps
+
+    def _damping(self, H: torch.Tensor, reach: torch.Tensor) -> torch.Tensor:
+        """(b, P, P) damping matrices of the Gauss-Newton matrices H (b, P, P) at the pairs' reach (b,)."""
+        diagonal = H.diagonal(dim1=-2, dim2=-1)
+        mean = diagonal.mean(dim=-1, keepdim=True)
+        scale = mean.expand_as(diagonal) if self.scaling == "identity" else diagonal + DIAGONAL_FLOOR * mean
+        return torch.diag_embed((self.damping / reach).unsqueeze(-1) * scale)
 
     # ------------------------------------------------------------ first order
     def _first_order(self, manifold: DecoderManifold, curve: BasicCurve) -> tuple[torch.Tensor, list[Optional[str]], int]:

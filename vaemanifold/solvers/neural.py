@@ -23,10 +23,21 @@ class NeuralSolver(EnergySolver):
     The network's size is the Gauss-Newton speed knob: each step solves a
     P x P system per pair and needs P forward-mode tangents of the curve, P =
     106 for widths (8, 8) in d = 2 against 1,186 for (32, 32).
+
+    The Gauss-Newton damping is Marquardt's (``scaling="diagonal"``): a network's
+    weights and biases in different layers move the curve by very different
+    amounts, and damping them alike held back the ones the curve is least
+    sensitive to. Measured from the straight line on the 16 benchmark pairs of
+    ``fashion-2d`` with seeds 0-3, the p90 of L/best was 1.0018 / 1.0059 /
+    1.0063 / 1.0270 against 1.0320 / 1.0149 / 1.0089 / 1.0284 with
+    ``"identity"``; the slowest pair ended 1.4-5.1% long instead of 1.6-6.3%. On
+    ``mnist-2d`` and ``mnist-8d`` (seed 0) it made no measurable difference
+    (p90 1.00085 and 1.00084 against 1.00078 and 1.00089).
     """
 
     name = "neural"
     gauss_newton_iterations = 60
+    gauss_newton_scaling = "diagonal"
 
     def __init__(self, hidden: Optional[Sequence[int]] = None, activation: str = "tanh", **options) -> None:
         _check_activation(activation)
