@@ -32,7 +32,10 @@ class NeuralSolver(EnergySolver):
     1.0063 / 1.0270 against 1.0320 / 1.0149 / 1.0089 / 1.0284 with
     ``"identity"``; the slowest pair ended 1.4-5.1% long instead of 1.6-6.3%. On
     ``mnist-2d`` and ``mnist-8d`` (seed 0) it made no measurable difference
-    (p90 1.00085 and 1.00084 against 1.00078 and 1.00089).
+    (p90 1.00085 and 1.00084 against 1.00078 and 1.00089). At d = 32 it is
+    worse: on the ``mnist-conv-32d`` and ``fashion-conv-32d`` presets the p90
+    was 1.00228 and 1.00148 against 1.00102 and 1.00085 with ``"identity"``,
+    at 1.1-1.4x the floors; pass ``scaling="identity"`` there.
     """
 
     name = "neural"
