@@ -109,8 +109,7 @@ class EnergySolver(GeodesicSolver):
         scaling: Gauss-Newton: what that damping is relative to: 'identity' (Levenberg: the
             mean diagonal of H for every parameter) or 'diagonal' (Marquardt: each
             parameter's own diagonal entry, plus :data:`DIAGONAL_FLOOR` of the mean), which
-            does not depend on how the parameters are scaled (default: the class's
-            ``gauss_newton_scaling``).
+            does not depend on how the parameters are scaled (default 'identity').
         lr: first order: learning rate (default 0.01 for Adam, 1.0 for L-BFGS).
         points: first order: sample points per step (default 32).
         sampling: first order: 'stratified' (default), 'random' or 'grid'.
@@ -124,8 +123,6 @@ class EnergySolver(GeodesicSolver):
     gauss_newton_iterations: int = 30
     #: Default ``damping`` of the Gauss-Newton steps.
     gauss_newton_damping: float = 1e-2
-    #: Default ``scaling`` of that damping.
-    gauss_newton_scaling: str = "identity"
 
     def __init__(
         self,
@@ -136,7 +133,7 @@ class EnergySolver(GeodesicSolver):
         coarse_tol: float = 1e-2,
         coarse_iterations: int = 10,
         damping: Optional[float] = None,
-        scaling: Optional[str] = None,
+        scaling: str = "identity",
         lr: Optional[float] = None,
         points: int = 32,
         sampling: str = "stratified",
@@ -154,8 +151,6 @@ class EnergySolver(GeodesicSolver):
             iterations = {"gauss-newton": self.gauss_newton_iterations, "adam": 1000, "lbfgs": 100}[optimizer]
         if damping is None:
             damping = self.gauss_newton_damping
-        if scaling is None:
-            scaling = self.gauss_newton_scaling
         check_choice("scaling", scaling, SCALINGS)
         if tol is None:
             tol = 5e-4 if optimizer == "gauss-newton" else 1e-4
