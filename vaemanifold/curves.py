@@ -64,7 +64,9 @@ class NeuralCurve(BasicCurve):
     on the scale of the latent space. Each of the B pairs has its own weights;
     all of them live in one (B, P) parameter ``params`` and are evaluated with
     batched matrix products. The last layer starts at zero, so the curve
-    starts as the straight line.
+    starts as the straight line; the other layers start from one random draw
+    shared by every pair, so a pair's start (and a solver's result for it)
+    does not depend on the batch it comes in.
 
     Args:
         begin, end: (d,) or (B, d) endpoints.
@@ -96,12 +98,12 @@ class NeuralCurve(BasicCurve):
         sizes = (1, *hidden, dim)
         self._shapes = list(zip(sizes[:-1], sizes[1:]))
         n_params = sum((m + 1) * n for m, n in self._shapes)
-        if params is None:
+        if params is None:  # one draw shared by every pair: a pair's start does not depend on its batch
             blocks = []
             for layer, (m, n) in enumerate(self._shapes):
                 bound = 0.0 if layer == len(self._shapes) - 1 else 1.0 / math.sqrt(m)
-                blocks.append(torch.empty(batch, (m + 1) * n, dtype=self.begin.dtype).uniform_(-bound, bound))
-            params = torch.cat(blocks, dim=1)
+                blocks.append(torch.empty(1, (m + 1) * n, dtype=self.begin.dtype).uniform_(-bound, bound))
+            params = torch.cat(blocks, dim=1).expand(batch, -1)
         if params.shape != (batch, n_params):
             raise ValueError(f"params must have shape {(batch, n_params)}, got {tuple(params.shape)}")
         self.params = nn.Parameter(params.detach().clone().to(self.begin), requires_grad=self._requires_grad)
@@ -131,7 +133,9 @@ class NeuralCurve(BasicCurve):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         tt, one_d = _as_batched_times(t, len(self), self.begin)
         s = tt.unsqueeze(-1)
-        g = (1 - s) * self.begin.unsqueeze(1) + s * self.end.unsqueeze(1) + s * (1 - s) * self.psi(tt)
+        # lerp is exact at both ends and constant for equal ends (at t = k/96, (1-t) a + t a is not a)
+        line = torch.lerp(self.begin.unsqueeze(1), self.end.unsqueeze(1), s)
+        g = line + s * (1 - s) * self.psi(tt)
         return g.squeeze(0) if one_d and len(self) == 1 else g
 
     def deriv(self, t: torch.Tensor) -> torch.Tensor:
