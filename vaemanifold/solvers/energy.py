@@ -93,11 +93,12 @@ class EnergySolver(GeodesicSolver):
             evaluations per step, one optimiser per pair).
         iterations: maximum steps (default on the last Gauss-Newton level: the
             class's ``gauss_newton_iterations``; 1000 for Adam, 100 for L-BFGS).
-        tol: relative energy change that counts as converged (default 5e-4 per
-            Gauss-Newton step, 1e-4 between first-order checks).
+        tol: relative energy change that counts as converged (default per
+            Gauss-Newton step: the class's ``gauss_newton_tol``; 1e-4 between
+            first-order checks).
         seed: seed of the curve's initial weights (and of the sampling).
         levels: Gauss-Newton: segments between the fixed sample times, per level
-            (default (32, 64, 128)).
+            (default: the class's ``gauss_newton_levels``).
         coarse_tol: Gauss-Newton: tol on the earlier levels (default 1e-2; they only warm-start).
         coarse_iterations: Gauss-Newton: iterations on each earlier level (default 10).
         damping: Gauss-Newton: Levenberg damping of the P x P Gauss-Newton matrix at reach 1,
@@ -121,6 +122,10 @@ class EnergySolver(GeodesicSolver):
 
     #: Default ``iterations`` on the last Gauss-Newton level.
     gauss_newton_iterations: int = 30
+    #: Default ``tol`` of the Gauss-Newton steps.
+    gauss_newton_tol: float = 5e-4
+    #: Default ``levels`` of the Gauss-Newton steps.
+    gauss_newton_levels: tuple[int, ...] = (32, 64, 128)
     #: Default ``damping`` of the Gauss-Newton steps.
     gauss_newton_damping: float = 1e-2
 
@@ -129,7 +134,7 @@ class EnergySolver(GeodesicSolver):
         iterations: Optional[int] = None,
         optimizer: str = "gauss-newton",
         tol: Optional[float] = None,
-        levels: Sequence[int] = (32, 64, 128),
+        levels: Optional[Sequence[int]] = None,
         coarse_tol: float = 1e-2,
         coarse_iterations: int = 10,
         damping: Optional[float] = None,
@@ -153,10 +158,10 @@ class EnergySolver(GeodesicSolver):
             damping = self.gauss_newton_damping
         check_choice("scaling", scaling, SCALINGS)
         if tol is None:
-            tol = 5e-4 if optimizer == "gauss-newton" else 1e-4
+            tol = self.gauss_newton_tol if optimizer == "gauss-newton" else 1e-4
         if check_every is None:
             check_every = 25 if optimizer == "adam" else 1
-        levels = tuple(int(n) for n in levels)
+        levels = tuple(int(n) for n in (self.gauss_newton_levels if levels is None else levels))
         if not levels or min(levels) < 2 or list(levels) != sorted(set(levels)):
             raise ValueError(f"levels must be increasing segment counts >= 2, got {levels}")
         if iterations < 1 or coarse_iterations < 1 or points < 2 or check_every < 1 or check_points < 2:
