@@ -25,26 +25,28 @@ class NeuralSolver(EnergySolver):
     106 for widths (8, 8) in d = 2 against 1,186 for (32, 32).
 
     Gauss-Newton defaults: ``tol`` 1e-4, 100 steps on the last level, levels
-    (32, 64, 96). Measured from the straight line on the benchmark's 16 pairs
-    a preset, seeds 0 / 1 / 2: p90 L/best 1.00049 / 1.00056 / 1.00042 on
-    ``mnist-2d`` and 1.00027 / 1.00027 / 1.00019 on ``mnist-8d``, at 21-30
-    floors a pair, against 1.0024 / 1.0017 / 1.0010 on ``mnist-2d`` at
-    17-22 floors with the earlier tol 5e-4, 60 steps and levels (32, 64,
-    128), which stopped slow pairs 0.1-0.3% long. On ``fashion-2d`` (p90
-    1.0082 / 1.0087 / 1.0104) two pairs stay long: one takes the 10% longer
-    route that every solver started from the line takes, and on the other
-    the (8, 8) family's energy minimum is a longer curve: started from the
-    Gauss-Newton geodesic (L/best 1.0011) the solver moves to 1.0114.
+    (32, 64, 96), measured from the straight line on the benchmark's 16 pairs
+    a preset with seeds 0 / 1 / 2 of the start
+    (``docs/examples/neural_defaults.py``): p90 L/best 1.00034 / 1.00044 /
+    1.00044 on ``mnist-2d`` and 1.00028 / 1.00028 / 1.00025 on ``mnist-8d``,
+    at 22-31 floors a pair, against 1.0024 / 1.0015 / 1.0019 and 1.0006 /
+    1.0009 / 1.0013 at 20-26 floors with the earlier tol 5e-4, 60 steps and
+    levels (32, 64, 128), which stopped slow pairs 0.1-0.3% long. On
+    ``fashion-2d`` (p90 1.0082 / 1.0083 / 1.0100) two pairs stay long: one
+    takes the 10% longer route that every solver started from the line
+    takes, and on the other the (8, 8) family's energy minimum is a longer
+    curve: started from the Gauss-Newton geodesic (L/best 1.0011) the solver
+    moves to 1.0113.
 
     Damping (``scaling``): Levenberg's, one scale for all weights, by default.
     Marquardt's (``scaling="diagonal"``, each weight by its own diagonal
-    entry), measured the same way: on ``fashion-2d`` p90 1.0054 / 1.0445 /
-    1.0113 (one pair's curve 29% and 54% long at seeds 0 and 1), on
-    ``mnist-2d`` 1.0069 / 1.0003 / 1.0005 (one pair 13% long at seed 0); with
-    the earlier defaults it was also worse at d = 32 (``mnist-conv-32d``,
-    ``fashion-conv-32d``: p90 1.00228 and 1.00148 against 1.00102 and 1.00085)
-    and one sphere-chart pair ended 2e-4 from its great circle instead of
-    within 1e-4. So it stays an option.
+    entry), measured the same way: on ``fashion-2d`` p90 1.0015 / 1.0445 /
+    1.0110 (one pair's curve 53% long at seed 1), on ``mnist-2d`` 1.0070 /
+    1.0005 / 1.0004 (one pair 13% long at seed 0); with the earlier defaults
+    it was also worse at d = 32 (``mnist-conv-32d``, ``fashion-conv-32d``: p90
+    1.00228 and 1.00148 against 1.00102 and 1.00085) and one sphere-chart
+    pair ended 2e-4 from its great circle instead of within 1e-4. So it stays
+    an option.
     """
 
     name = "neural"
