@@ -49,10 +49,10 @@ class AmortizedSolver(GeodesicSolver):
             that model (default 0.01); otherwise its reason gives the predicted
             excess. The check costs one decoder Jacobian per node.
         check_segments: segments of that check (default 16). On 384 random
-            pairs of mnist-2d codes, 8, 16, 32 and 64 segments flagged the same
-            pairs up to 1% of them (of the 333 whose curve was over 1% longer
-            than the Gauss-Newton geodesic, 330 to 332 flagged, with 29 to 35
-            false alarms; docs/examples/check_segments.py), and 16 costs half of 32.
+            pairs of mnist-2d codes, 8, 16, 32 and 64 segments flagged nearly
+            the same pairs (of the 338 whose curve was over 1% longer than the
+            Gauss-Newton geodesic, 335 to 337 flagged, with 33 to 39 false
+            alarms; docs/examples/check_segments.py), and 16 costs half of 32.
 
     With refinement, convergence and reasons are the refining solver's.
     """
