@@ -74,6 +74,18 @@ def test_a_zero_length_pair_has_length_zero_and_converges(name):
 
 
 @pytest.mark.parametrize("name", SOLVER_NAMES)
+def test_the_caller_s_random_state_is_left_unchanged(name):
+    # a solver that seeds its start must not reseed the caller's generator (the neural solver once did)
+    z0, z1 = analytic.sphere_pairs(2, seed=15)
+    M = sphere()
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    vm.connecting_geodesic(M, z0, z1, method=name, **solver_options(name, OPTIONS))
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", SOLVER_NAMES)
 def test_the_inputs_are_left_unchanged(name):
     z0, z1 = analytic.sphere_pairs(2, seed=14)
     before = z0.clone(), z1.clone()

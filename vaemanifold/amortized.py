@@ -283,11 +283,12 @@ class GeodesicNetwork(nn.Module):
         deadline = time.perf_counter() + seconds
         points = points.detach()
         generator = torch.Generator().manual_seed(seed)
-        torch.manual_seed(seed)
         if network is None:
             center = points.mean(dim=0)
             spread = (points - center).norm(dim=-1).pow(2).mean().sqrt() / math.sqrt(points.shape[1])
-            network = cls(manifold.latent_dim, center=center, spread=spread, **architecture)
+            with torch.random.fork_rng(devices=[]):  # seeded weights; the caller's random state is left as it was
+                torch.manual_seed(seed)
+                network = cls(manifold.latent_dim, center=center, spread=spread, **architecture)
         elif architecture:
             raise ValueError(f"{sorted(architecture)} cannot change the architecture of a given network")
         elif network.latent_dim != manifold.latent_dim:

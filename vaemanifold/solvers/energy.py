@@ -198,8 +198,9 @@ class EnergySolver(GeodesicSolver):
     def solve(
         self, manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, init: Optional[BasicCurve] = None
     ) -> SolverOutput:
-        torch.manual_seed(self.seed)
-        curve = self.make_curve(z0, z1).to(z0.device)
+        with torch.random.fork_rng(devices=[]):  # a seeded start; the caller's random state is left as it was
+            torch.manual_seed(self.seed)
+            curve = self.make_curve(z0, z1).to(z0.device)
         if init is not None:
             fit_t = torch.linspace(0, 1, 4 * self.check_points, dtype=z0.dtype, device=z0.device)
             with torch.no_grad():
