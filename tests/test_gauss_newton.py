@@ -196,7 +196,8 @@ def test_a_curve_its_nodes_do_not_resolve_is_not_reported_converged():
 
 
 def test_a_pair_whose_step_is_not_finite_stops_with_that_reason_and_the_others_go_on():
-    from vaemanifold.solvers.gauss_newton import _node_points, _node_step, line_points
+    from vaemanifold.curves import line_points
+    from vaemanifold.solvers.gauss_newton import _node_points, _node_step
     from vaemanifold.solvers.least_squares import gauss_newton_descent
 
     M = analytic.sphere_manifold()

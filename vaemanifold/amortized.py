@@ -34,7 +34,7 @@ from torch import nn
 
 from ._checks import check_points
 from ._files import atomic_write
-from .curves import ACTIVATIONS, _as_batched_times, _check_activation
+from .curves import ACTIVATIONS, _as_batched_times, _check_activation, line_points
 from .manifold import DecoderManifold
 from .progress import progress
 from .solvers.energy import curve_energy, sample_times
@@ -121,9 +121,7 @@ class GeodesicNetwork(nn.Module):
 
     def points(self, t: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         """g(t; z0, z1): t (B, N), z0, z1 (B, d) -> (B, N, d)."""
-        s = t.unsqueeze(-1)
-        line = (1 - s) * z0.unsqueeze(1) + s * z1.unsqueeze(1)
-        return line + torch.sin(self._modes(t)) @ self.coefficients(z0, z1)
+        return line_points(z0, z1, t) + torch.sin(self._modes(t)) @ self.coefficients(z0, z1)
 
     def velocities(self, t: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor) -> torch.Tensor:
         """g'(t; z0, z1) (B, N, d), exact."""

@@ -46,6 +46,14 @@ def _check_activation(activation: str) -> None:
         raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
 
 
+def line_points(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """(B, N, d) points of the straight lines from z0 to z1 (B, d) at times t (N,) or (B, N).
+
+    torch.lerp: exact at both ends and constant for equal ends ((1-t) a + t a is not a at t = k/96).
+    """
+    return torch.lerp(z0.unsqueeze(1), z1.unsqueeze(1), t.unsqueeze(-1))
+
+
 def _as_batched_times(t: torch.Tensor, batch: int, like: torch.Tensor) -> tuple[torch.Tensor, bool]:
     """t (N,) or (B, N) -> (B, N) in the curve's dtype/device, and whether t was 1-D."""
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
@@ -133,9 +141,7 @@ class NeuralCurve(BasicCurve):
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         tt, one_d = _as_batched_times(t, len(self), self.begin)
         s = tt.unsqueeze(-1)
-        # lerp is exact at both ends and constant for equal ends (at t = k/96, (1-t) a + t a is not a)
-        line = torch.lerp(self.begin.unsqueeze(1), self.end.unsqueeze(1), s)
-        g = line + s * (1 - s) * self.psi(tt)
+        g = line_points(self.begin, self.end, tt) + s * (1 - s) * self.psi(tt)
         return g.squeeze(0) if one_d and len(self) == 1 else g
 
     def deriv(self, t: torch.Tensor) -> torch.Tensor:

@@ -49,7 +49,7 @@ from stochman.manifold import EmbeddedManifold
 from ..geodesic import MEASURE_GRID, _device_of, connecting_geodesic, measure
 from ..manifold import DecoderManifold
 from ..solvers import SOLVERS, make_solver
-from ..solvers.gauss_newton import line_points
+from ..curves import line_points
 from .problems import Problem
 
 #: Label of stochman's stock connecting_geodesic (a pseudo-solver in budgets and ladders).

@@ -20,7 +20,7 @@ from typing import Optional, Sequence
 import torch
 from stochman.curves import BasicCurve
 
-from ..curves import interpolating_spline
+from ..curves import interpolating_spline, line_points
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
 from .graph import GraphSolver
@@ -38,12 +38,6 @@ REFINE_STRETCH = 0.01
 #: ``graph_start`` considers the k-NN graph of the manifold's latent codes only up to this many codes
 #: (building it measures about 3 segments of 5 points a code, once per manifold).
 GRAPH_START_POINTS = 10_000
-
-
-def line_points(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(B, N, d) points of the straight lines from z0 to z1 (B, d) at times t (N,)."""
-    s = t.view(1, -1, 1)
-    return (1 - s) * z0.unsqueeze(1) + s * z1.unsqueeze(1)
 
 
 def sample_curve(curve: BasicCurve, t: torch.Tensor) -> torch.Tensor:
