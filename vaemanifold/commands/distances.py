@@ -34,8 +34,8 @@ NAME = "distances"
 HELP = "Geodesic distances between N latent codes (distances.npy), on local or remote Dask workers; resumable."
 #: Decoders with no training, for trying the command and for tests: name -> latent dimension.
 ANALYTIC = {"sphere": 2, "mlp-2d": 2, "mlp-8d": 8}
-#: --refine choices: refine=True as it is, or with LIGHT_REFINE.
-REFINEMENTS = ("full", "light")
+#: --refine choices and the amortized solver's options they stand for.
+REFINEMENTS = {"full": {"refine": True}, "light": {"refine": True, "refine_options": LIGHT_REFINE}}
 #: Default number of codes.
 DEFAULT_POINTS = 100
 #: Pairs on which the cost of a coarser --grid is measured and printed.
@@ -73,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--refine",
         nargs="?",
         const="full",
-        choices=REFINEMENTS,
+        choices=tuple(REFINEMENTS),
         default=None,
         help="--method amortized: refine its curves: 'full' (the default when given: refine=True) or 'light' "
         "(refine=True with LIGHT_REFINE: two Gauss-Newton steps on 16 segments, for large matrices)",
@@ -163,10 +163,7 @@ def _solver_options(args: argparse.Namespace) -> tuple[dict, dict]:
         raise ValueError("--method amortized needs --network FILE (or --model DIR with a fitted network beside it)")
     file = Path(args.network) if args.network else Path(args.model) / NETWORK_FILE
     network = GeodesicNetwork.load(file)
-    refinement = {"refine": True} if args.refine else {"refine": None}
-    if args.refine == "light":
-        refinement["refine_options"] = LIGHT_REFINE
-    return {"network": network, **refinement}, {
+    return {"network": network, **REFINEMENTS.get(args.refine, {"refine": None})}, {
         "network": str(file.resolve()), "network_sha256": sha256_of(file), "refine": args.refine
     }
 
