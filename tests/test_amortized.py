@@ -10,19 +10,21 @@ from vaemanifold.amortized import NetworkError
 from fitted_networks import sphere_network
 
 
-def random_network(d: int = 2, seed: int = 0) -> vm.GeodesicNetwork:
+def random_network(d: int = 2, seed: int = 0, heads: int = 1) -> vm.GeodesicNetwork:
     """A network whose curves are far from straight lines (its last layer is not zero)."""
     torch.manual_seed(seed)
-    net = vm.GeodesicNetwork(d, hidden=(16, 16), modes=6).double()
+    net = vm.GeodesicNetwork(d, hidden=(16, 16), modes=6, heads=heads).double()
     torch.nn.init.normal_(net.layers[-1].weight, std=0.5)
     return net
 
 
-def test_the_ends_are_exact_and_the_curve_from_z1_is_the_reverse():
-    net = random_network()
+@pytest.mark.parametrize("head", [None, 0, 2])
+def test_the_ends_are_exact_and_the_curve_from_z1_is_the_reverse(head):
+    net = random_network(heads=1 if head is None else 3)
     z0, z1 = torch.randn(5, 2, dtype=torch.float64), torch.randn(5, 2, dtype=torch.float64)
+    heads = None if head is None else torch.full((5,), head)
     t = torch.linspace(0, 1, 9, dtype=torch.float64)
-    forward, backward = net.curve(z0, z1)(t), net.curve(z1, z0)(t)
+    forward, backward = net.curve(z0, z1, heads)(t), net.curve(z1, z0, heads)(t)
     assert torch.equal(forward[:, 0], z0) or torch.allclose(forward[:, 0], z0, rtol=0, atol=1e-15)
     torch.testing.assert_close(forward[:, -1], z1, rtol=0, atol=1e-14)
     torch.testing.assert_close(forward, backward.flip(1), rtol=0, atol=1e-12)
@@ -30,11 +32,42 @@ def test_the_ends_are_exact_and_the_curve_from_z1_is_the_reverse():
 
 
 def test_velocities_are_the_derivative_of_the_points():
-    net = random_network()
-    z0, z1 = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
-    t = torch.rand(3, 7, dtype=torch.float64)
-    jac = torch.autograd.functional.jacobian(lambda s: net.points(s, z0, z1).sum(dim=(0, 1)), t)  # (d, B, N)
-    torch.testing.assert_close(net.curve(z0, z1).deriv(t), jac.permute(1, 2, 0))
+    for net, head in ((random_network(), None), (random_network(heads=3), torch.tensor([2, 0, 1]))):
+        z0, z1 = torch.randn(3, 2, dtype=torch.float64), torch.randn(3, 2, dtype=torch.float64)
+        t = torch.rand(3, 7, dtype=torch.float64)
+        jac = torch.autograd.functional.jacobian(lambda s: net.points(s, z0, z1, head).sum(dim=(0, 1)), t)  # (d, B, N)
+        torch.testing.assert_close(net.curve(z0, z1, head).deriv(t), jac.permute(1, 2, 0))
+
+
+def test_each_head_is_its_own_curve_and_the_solver_answers_with_the_shortest():
+    A = torch.tensor([[2.0, 0.3], [0.0, 0.5], [1.0, -1.0]], dtype=torch.float64)
+    M = analytic.linear_manifold(A)  # geodesics are straight lines
+    net = random_network(heads=3)
+    rows = net.layers[-1].weight.view(3, -1, 16)  # (heads, K d, hidden): head 1 made the straight line
+    with torch.no_grad():
+        rows[1] = 0
+        net.layers[-1].bias.view(3, -1)[1] = 0
+    z0, z1 = torch.randn(6, 2, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+    t = torch.linspace(0, 1, 9, dtype=torch.float64)
+    every = net.all_points(t, z0, z1)  # (6, 3, 9, 2)
+    for h in range(3):
+        torch.testing.assert_close(every[:, h], net.curve(z0, z1, torch.full((6,), h))(t), rtol=0, atol=1e-12)
+    assert net.select_heads(M, z0, z1).tolist() == [1] * 6
+    result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
+    torch.testing.assert_close(result.length, ((z1 - z0) @ A.T).norm(dim=-1), rtol=1e-12, atol=0)
+    assert result.converged.all()
+
+
+def test_a_network_with_several_heads_names_a_missing_or_wrong_head():
+    net = random_network(heads=3)
+    z0, z1, t = torch.zeros(2, 2, dtype=torch.float64), torch.ones(2, 2, dtype=torch.float64), torch.rand(2, 5, dtype=torch.float64)
+    with pytest.raises(ValueError, match="has 3 heads: give each pair's head"):
+        net.curve(z0, z1)
+    with pytest.raises(ValueError, match="has 3 heads"):
+        net.points(t, z0, z1)
+    for head in (torch.tensor([0, 3]), torch.tensor([0]), torch.tensor([0.0, 1.0]), torch.tensor([-1, 0])):
+        with pytest.raises(ValueError, match=r"head must hold 2 head indices in \[0, 3\)"):
+            net.curve(z0, z1, head)
 
 
 def test_a_pair_with_equal_ends_is_the_constant_curve():
@@ -44,7 +77,10 @@ def test_a_pair_with_equal_ends_is_the_constant_curve():
     torch.testing.assert_close(points, z.unsqueeze(1).expand_as(points), rtol=0, atol=0)
 
 
-def test_on_a_linear_decoder_the_network_learns_the_straight_line():
+# worst: the largest excess allowed; the worst pair's ends are the farthest out of the codes (one head:
+# 6.6% long; two heads, whose trunk also serves the second head: 13.8%)
+@pytest.mark.parametrize("heads, worst", [(1, 0.1), (2, 0.2)])
+def test_on_a_linear_decoder_the_network_learns_the_straight_line(heads, worst):
     A = torch.tensor([[2.0, 0.3], [0.0, 0.5], [1.0, -1.0]], dtype=torch.float64)
     M = analytic.linear_manifold(A)
     generator = torch.Generator().manual_seed(0)
@@ -56,16 +92,16 @@ def test_on_a_linear_decoder_the_network_learns_the_straight_line():
     def deviation(net: vm.GeodesicNetwork) -> torch.Tensor:
         """(8,) largest distance of each curve from its straight line (the codes have unit spread)."""
         with torch.no_grad():
-            return (net.curve(z0, z1)(t) - line).norm(dim=-1).max(dim=1).values
+            return (net.curve(z0, z1, net.select_heads(M, z0, z1))(t) - line).norm(dim=-1).max(dim=1).values
 
-    start = random_network()
+    start = random_network(heads=heads)
     before = deviation(start)
     assert before.min() > 0.1
     net = vm.GeodesicNetwork.fit(M, codes, network=start, seconds=3600, distill=512, distill_steps=4000, show_progress=False)
     assert (deviation(net) < before / 10).all()
     result = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
     excess = result.length / ((z1 - z0) @ A.T).norm(dim=-1) - 1  # the straight line is the geodesic here
-    assert excess.abs().median() < 5e-3 and excess.abs().max() < 0.1, excess
+    assert excess.abs().median() < 5e-3 and excess.abs().max() < worst, excess
 
 
 def test_on_the_sphere_held_out_pairs_are_within_two_percent_after_a_short_fit():
@@ -96,6 +132,20 @@ def test_save_and_load_give_identical_curves(tmp_path):
     assert torch.equal(net.curve(z0, z1)(t), loaded.curve(z0, z1)(t))
     loaded.check_manifold(analytic.sphere_manifold())
     assert not list(tmp_path.glob(".*.tmp"))  # the atomic write left no temporary file
+
+
+def test_save_and_load_keep_the_heads_and_read_a_version_1_file_as_one_head(tmp_path):
+    net = random_network(heads=3)
+    loaded = vm.GeodesicNetwork.load(net.save(tmp_path / "net.pt"))
+    z0, z1 = torch.randn(4, 2, dtype=torch.float64), torch.randn(4, 2, dtype=torch.float64)
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    assert loaded.heads == 3 and torch.equal(net.all_points(t, z0, z1), loaded.all_points(t, z0, z1))
+    one = random_network()
+    payload = torch.load(one.save(tmp_path / "one.pt"), weights_only=True)
+    del payload["config"]["heads"]  # as version 1 wrote it
+    torch.save({**payload, "version": 1}, tmp_path / "v1.pt")
+    old = vm.GeodesicNetwork.load(tmp_path / "v1.pt")
+    assert old.heads == 1 and torch.equal(old.curve(z0, z1)(t), one.curve(z0, z1)(t))
 
 
 def test_files_that_are_not_networks_are_refused(tmp_path):

@@ -386,9 +386,10 @@ def test_cli_amortize_fits_saves_beside_the_model_and_measures(tiny_vae, tmp_pat
     from vaemanifold.amortized import NETWORK_FILE
 
     tiny_vae.save(tmp_path / "tiny")
-    argv = ["amortize", "--model", str(tmp_path / "tiny"), "--seconds", "30", "--distill", "64", "--pairs", "4"]
+    argv = ["amortize", "--model", str(tmp_path / "tiny"), "--seconds", "30", "--distill", "64", "--pairs", "4", "--heads", "2"]
     assert main(argv) == 0
     network = vm.GeodesicNetwork.load(tmp_path / "tiny" / NETWORK_FILE)
+    assert network.heads == 2
     network.check_manifold(tiny_vae.manifold())  # the fingerprint matches the model it was fitted to
     result = json.loads((tmp_path / "tiny" / NETWORK_FILE).with_suffix(".json").read_text())
     assert [row["solver"] for row in result["rows"]] == ["amortized", "amortized + refine", "gauss_newton (cold)"]

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="DIR", help="a saved model folder (model.pt inside)")
     parser.add_argument("--seconds", type=float, default=170.0, help="fitting budget in seconds (default 170)")
     parser.add_argument("--distill", type=non_negative_int, default=2048, help="most Gauss-Newton geodesics to distil (default 2048)")
+    parser.add_argument(
+        "--heads", type=positive_int, default=1, help="curves per pair, the shortest chosen per pair (default 1)"
+    )
     parser.add_argument("--energy-steps", type=non_negative_int, default=0, help="curve-energy steps after distilling (default 0)")
     parser.add_argument("--pairs", type=positive_int, default=48, help="held-out pairs measured (default 48)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fit and of the held-out pairs (default 0)")
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     manifold = model.manifold()
     start = time.perf_counter()
     network = GeodesicNetwork.fit(
-        manifold, model.latents, seconds=args.seconds, distill=args.distill, energy_steps=args.energy_steps, seed=args.seed
+        manifold, model.latents, seconds=args.seconds, distill=args.distill, energy_steps=args.energy_steps, seed=args.seed,
+        heads=args.heads,
     )
     fit_seconds = time.perf_counter() - start
     path = network.save((folder if folder.is_dir() else folder.parent) / NETWORK_FILE)

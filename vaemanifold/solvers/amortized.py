@@ -34,7 +34,9 @@ class AmortizedSolver(GeodesicSolver):
         network: a fitted :class:`vaemanifold.GeodesicNetwork` (required;
             ``GeodesicNetwork.fit`` or ``vaemanifold amortize`` make one). It
             is checked against the manifold (latent dimension, decoder
-            fingerprint) before use.
+            fingerprint) before use. A network with several heads answers
+            each pair with its shortest head on a coarse grid
+            (``GeodesicNetwork.select_heads``), in the solver's time.
         refine: None (default): the network's curves as they are. True: the
             Gauss-Newton solver started from them with levels (32, 64) and
             tol 1e-3 (:data:`REFINE_OPTIONS`). A method name in ``SOLVERS``: that
@@ -102,8 +104,9 @@ class AmortizedSolver(GeodesicSolver):
         network = self.network
         if network.center.dtype != z0.dtype or network.center.device != z0.device:
             network = copy.deepcopy(network).to(z0.device, z0.dtype)  # the caller's network stays as it is
+        head = network.select_heads(manifold, z0, z1) if network.heads > 1 else None
         with torch.no_grad():
-            curve = network.curve(z0, z1)
+            curve = network.curve(z0, z1, head)
         if self._refiner is not None:
             return self._refiner.solve(manifold, z0, z1, init=curve)
         excess, finite = self._predicted_excess(manifold, curve)
