@@ -40,16 +40,17 @@ def test_neural_curve_starts_as_the_line_and_keeps_its_endpoints(ends):
     torch.testing.assert_close(points[:, -1], z1)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "softplus", "sigmoid"])
-def test_neural_curve_derivative_is_exact(ends, activation):
-    curve = randomised(vm.NeuralCurve(*ends, hidden=(8, 8), activation=activation))
+@pytest.mark.parametrize("activation, features", [("tanh", 0), ("softplus", 0), ("sigmoid", 0), ("tanh", 3)])
+def test_neural_curve_derivative_is_exact(ends, activation, features):
+    curve = randomised(vm.NeuralCurve(*ends, hidden=(8, 8), activation=activation, features=features))
     t, h = torch.tensor([0.0, 0.3, 0.77, 1.0], dtype=D64), 1e-6
     numeric = (curve(t + h) - curve(t - h)) / (2 * h)
     torch.testing.assert_close(curve.deriv(t), numeric, rtol=1e-6, atol=1e-6)
 
 
-def test_neural_curve_batches_pairs_independently(ends):
-    curve = randomised(vm.NeuralCurve(*ends))
+@pytest.mark.parametrize("features", [0, 2])
+def test_neural_curve_batches_pairs_independently(ends, features):
+    curve = randomised(vm.NeuralCurve(*ends, features=features))
     t = torch.linspace(0, 1, 5, dtype=D64)
     for b in range(3):
         torch.testing.assert_close(curve[b](t), curve(t)[b])
@@ -67,6 +68,26 @@ def test_neural_curve_refuses_non_smooth_activations(ends):
         vm.NeuralCurve(*ends, hidden=())
     with pytest.raises(ValueError, match="params must have shape"):
         vm.NeuralCurve(*ends, params=torch.zeros(3, 5))
+    for features in (-1, 1.5):
+        with pytest.raises(ValueError, match="features must be a whole number >= 0"):
+            vm.NeuralCurve(*ends, features=features)
+    with pytest.raises(ValueError, match="features must be a whole number >= 0"):
+        vm.connecting_geodesic(analytic.sphere_manifold(), *analytic.sphere_pairs(1), method="neural", features=-2)
+
+
+def test_neural_curve_fourier_features_are_inputs_of_the_first_layer(ends):
+    """psi(t) = ||z1 - z0|| MLP(2t - 1, sin(k pi t), cos(k pi t)): with only the first layer's sin(2 pi t)
+    weight set, a one-unit identity-like network gives psi proportional to tanh(sin(2 pi t))."""
+    z0, z1 = ends
+    curve = vm.NeuralCurve(z0[:1], z1[:1], hidden=(1,), features=2)
+    with torch.no_grad():
+        curve.params.zero_()
+        curve.params[0, 2] = 1.0  # first layer W (5, 1): inputs (2t-1, sin pi t, sin 2 pi t, cos pi t, cos 2 pi t)
+        curve.params[0, 6:8] = torch.tensor([1.0, -1.0])  # last layer W (1, 2); biases stay 0
+    t = torch.linspace(0, 1, 9, dtype=D64)
+    s = t[:, None]
+    expected = (1 - s) * z0[:1] + s * z1[:1] + s * (1 - s) * (z1 - z0)[:1].norm() * torch.tanh(torch.sin(2 * torch.pi * s)) * torch.tensor([1.0, -1.0], dtype=D64)
+    torch.testing.assert_close(curve(t), expected)
 
 
 def test_neural_curve_fit_and_constant_speed(ends):

@@ -67,9 +67,12 @@ def _as_batched_times(t: torch.Tensor, batch: int, like: torch.Tensor) -> tuple[
 class NeuralCurve(BasicCurve):
     """g(t) = (1-t) z0 + t z1 + t(1-t) psi(t), psi a small smooth MLP per pair.
 
-    psi(t) = ||z1 - z0|| * MLP(2t - 1): the input is centred on [-1, 1] and the
-    output scaled by the chord length so that optimiser settings do not depend
-    on the scale of the latent space. Each of the B pairs has its own weights;
+    psi(t) = ||z1 - z0|| * MLP(x(t)): the input x(t) is 2t - 1 (centred on
+    [-1, 1]), followed by ``features`` Fourier pairs sin(k pi t), cos(k pi t),
+    k = 1..F, and the output is scaled by the chord length so that optimiser
+    settings do not depend on the scale of the latent space. The Fourier
+    inputs let a small network bend sharply where a geodesic turns: a tanh MLP
+    of t alone is smooth on the scale of the whole curve. Each of the B pairs has its own weights;
     all of them live in one (B, P) parameter ``params`` and are evaluated with
     batched matrix products. The last layer starts at zero, so the curve
     starts as the straight line; the other layers start from one random draw
@@ -80,6 +83,7 @@ class NeuralCurve(BasicCurve):
         begin, end: (d,) or (B, d) endpoints.
         hidden: hidden layer widths of psi.
         activation: 'tanh' (default), 'softplus' or 'sigmoid'.
+        features: F >= 0, Fourier frequencies of the input (default 0: 2t - 1 alone).
         requires_grad: make ``params`` trainable.
         params: optional (B, P) initial parameters (as returned by ``params``).
     """
@@ -92,18 +96,26 @@ class NeuralCurve(BasicCurve):
         activation: str = "tanh",
         requires_grad: bool = True,
         params: Optional[torch.Tensor] = None,
+        features: int = 0,
     ) -> None:
         _check_activation(activation)
         hidden = tuple(int(h) for h in hidden)
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must be a non-empty sequence of positive widths, got {hidden}")
-        super().__init__(begin, end, 2, requires_grad, hidden=hidden, activation=activation, params=params)
+        if int(features) != features or features < 0:
+            raise ValueError(f"features must be a whole number >= 0, got {features}")
+        super().__init__(
+            begin, end, 2, requires_grad, hidden=hidden, activation=activation, params=params, features=int(features)
+        )
 
-    def _init_params(self, hidden: tuple[int, ...], activation: str, params: Optional[torch.Tensor]) -> None:
+    def _init_params(
+        self, hidden: tuple[int, ...], activation: str, params: Optional[torch.Tensor], features: int
+    ) -> None:
         self.hidden = hidden
         self.activation = activation
+        self.features = features
         batch, dim = self.begin.shape
-        sizes = (1, *hidden, dim)
+        sizes = (1 + 2 * features, *hidden, dim)
         self._shapes = list(zip(sizes[:-1], sizes[1:]))
         n_params = sum((m + 1) * n for m, n in self._shapes)
         if params is None:  # one draw shared by every pair: a pair's start does not depend on its batch
@@ -131,6 +143,9 @@ class NeuralCurve(BasicCurve):
         """The network term psi: t (B, N) -> (B, N, d)."""
         act = ACTIVATIONS[self.activation]
         x = (2 * t - 1).unsqueeze(-1)
+        if self.features:
+            angles = math.pi * torch.arange(1, self.features + 1, dtype=t.dtype, device=t.device) * t.unsqueeze(-1)
+            x = torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=-1)
         layers = self._layers()
         for W, b in layers[:-1]:
             x = act(torch.baddbmm(b, x, W))
@@ -159,7 +174,7 @@ class NeuralCurve(BasicCurve):
         begin, end = self.begin[indices], self.end[indices]
         if params.dim() == 1:
             params, begin, end = params.unsqueeze(0), begin.unsqueeze(0), end.unsqueeze(0)
-        return NeuralCurve(begin, end, self.hidden, self.activation, self._requires_grad, params.detach())
+        return NeuralCurve(begin, end, self.hidden, self.activation, self._requires_grad, params.detach(), self.features)
 
     def fit(self, t: torch.Tensor, x: torch.Tensor, iterations: int = 100, tol: float = 1e-10) -> torch.Tensor:
         """Least-squares fit of the weights to points x at times t, by Levenberg-Marquardt per pair.

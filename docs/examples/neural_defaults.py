@@ -1,13 +1,15 @@
 """The neural solver's Gauss-Newton defaults and damping, over seeds of its start (a measurement).
 
 Run: python docs/examples/neural_defaults.py [BENCHMARK_JSON]
-(BENCHMARK_JSON default runs/benchmark-models-15/benchmark.json, a full run of
+(BENCHMARK_JSON default runs/benchmark-models-16/benchmark.json, a full run of
 `vaemanifold benchmark`, whose best known lengths are used; one thread.)
 
 On the benchmark's 16 held-out pairs of each preset, from the straight line:
-the defaults (tol 1e-4, 100 steps on the last level, levels (32, 64, 96)), the
-earlier ones (tol 5e-4, 60 steps, levels (32, 64, 128)) and Marquardt's damping
-(``scaling='diagonal'``), each with seeds 0, 1 and 2 of the start. Time per
+the defaults (8 Fourier features of t, tol 1e-4, 100 steps on each earlier
+level and 70 on the last, levels (32, 64, 96)), the same without features
+("no features"), the earlier defaults (no features, 10 and 100 steps) and
+Marquardt's damping (``scaling='diagonal'``), each with seeds 0, 1 and 2 of
+the start. Time per
 pair in floors (one dense length evaluation), the floor measured before each
 run; L/best on the benchmark's dense grid against the shorter of the file's
 best known length and every run here.
@@ -27,11 +29,12 @@ from vaemanifold.evaluation.problems import model_problem
 from vaemanifold.vae.presets import pretrained
 
 torch.set_num_threads(1)
-path = sys.argv[1] if len(sys.argv) > 1 else "runs/benchmark-models-15/benchmark.json"
+path = sys.argv[1] if len(sys.argv) > 1 else "runs/benchmark-models-16/benchmark.json"
 known = {m["name"]: torch.tensor(m["best_known"], dtype=torch.float64) for m in json.load(open(path))["models"]}
 SETTINGS = {
     "defaults": {},
-    "earlier": {"tol": 5e-4, "iterations": 60, "levels": (32, 64, 128)},
+    "no features": {"features": 0},
+    "earlier": {"features": 0, "coarse_iterations": 10, "iterations": 100},
     "diagonal": {"scaling": "diagonal"},
 }
 problems, long_pairs = {}, []
@@ -49,7 +52,7 @@ for preset in ("mnist-2d", "mnist-8d", "fashion-2d"):
     for label, seed, run, floors in rows:
         ratio = run.length.double() / best
         print(
-            f"{preset:10s} {label:8s} seed {seed}: {floors:5.1f} floors (of {run.floor * 1e3:.2f} ms), "
+            f"{preset:10s} {label:11s} seed {seed}: {floors:5.1f} floors (of {run.floor * 1e3:.2f} ms), "
             f"converged {int(run.converged.sum()):2d}/16, "
             f"p90 {ratio.quantile(0.9):.5f}, max {ratio.max():.4f}"
         )

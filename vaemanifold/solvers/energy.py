@@ -100,7 +100,8 @@ class EnergySolver(GeodesicSolver):
         levels: Gauss-Newton: segments between the fixed sample times, per level
             (default: the class's ``gauss_newton_levels``).
         coarse_tol: Gauss-Newton: tol on the earlier levels (default 1e-2; they only warm-start).
-        coarse_iterations: Gauss-Newton: iterations on each earlier level (default 10).
+        coarse_iterations: Gauss-Newton: iterations on each earlier level (default: the
+            class's ``gauss_newton_coarse_iterations``).
         damping: Gauss-Newton: Levenberg damping of the P x P Gauss-Newton matrix at reach 1,
             relative to its diagonal (default: the class's ``gauss_newton_damping``); a
             pair's damping is this / its reach, adapted by Nielsen's rule
@@ -124,6 +125,8 @@ class EnergySolver(GeodesicSolver):
     gauss_newton_iterations: int = 30
     #: Default ``tol`` of the Gauss-Newton steps.
     gauss_newton_tol: float = 5e-4
+    #: Default ``coarse_iterations``: Gauss-Newton steps on each earlier level.
+    gauss_newton_coarse_iterations: int = 10
     #: Default ``levels`` of the Gauss-Newton steps.
     gauss_newton_levels: tuple[int, ...] = (32, 64, 128)
     #: Default ``damping`` of the Gauss-Newton steps.
@@ -136,7 +139,7 @@ class EnergySolver(GeodesicSolver):
         tol: Optional[float] = None,
         levels: Optional[Sequence[int]] = None,
         coarse_tol: float = 1e-2,
-        coarse_iterations: int = 10,
+        coarse_iterations: Optional[int] = None,
         damping: Optional[float] = None,
         scaling: str = "identity",
         lr: Optional[float] = None,
@@ -156,6 +159,8 @@ class EnergySolver(GeodesicSolver):
             iterations = {"gauss-newton": self.gauss_newton_iterations, "adam": 1000, "lbfgs": 100}[optimizer]
         if damping is None:
             damping = self.gauss_newton_damping
+        if coarse_iterations is None:
+            coarse_iterations = self.gauss_newton_coarse_iterations
         check_choice("scaling", scaling, SCALINGS)
         if tol is None:
             tol = self.gauss_newton_tol if optimizer == "gauss-newton" else 1e-4
