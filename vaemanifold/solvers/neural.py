@@ -46,11 +46,12 @@ class NeuralSolver(EnergySolver):
     Marquardt's (``scaling="diagonal"``, each weight by its own diagonal
     entry), measured the same way with features, is as good on the MNIST
     models and better on ``fashion-2d`` (p90 1.00053 / 1.00039 / 1.00037, at
-    32-47 floors). Without features it sent single pairs 13% (``mnist-2d``)
-    and 53% (``fashion-2d``) astray, and at d = 32 it was worse
-    (``mnist-conv-32d``, ``fashion-conv-32d``: p90 1.00228 and 1.00148
-    against 1.00102 and 1.00085), which has not been re-measured with
-    features; so it stays an option.
+    32-47 floors). At d = 32 with features it is no better
+    (``docs/examples/neural_scaling_d32.py``: ``mnist-conv-32d``,
+    ``fashion-conv-32d`` p90 1.00019 and 1.00025 against 1.00018 and
+    1.00019). Without features it sent single pairs 13% (``mnist-2d``) and
+    53% (``fashion-2d``) astray and was worse at d = 32. So it stays an
+    option.
     """
 
     name = "neural"
