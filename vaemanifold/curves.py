@@ -46,6 +46,13 @@ def _check_activation(activation: str) -> None:
         raise ValueError(f"unknown activation {activation!r}; valid: {sorted(ACTIVATIONS)}")
 
 
+def _check_features(features: int) -> int:
+    """``features`` (Fourier frequencies of a NeuralCurve's input) as an int; a clear error unless a whole number >= 0."""
+    if int(features) != features or features < 0:
+        raise ValueError(f"features must be a whole number >= 0, got {features}")
+    return int(features)
+
+
 def line_points(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """(B, N, d) points of the straight lines from z0 to z1 (B, d) at times t (N,) or (B, N).
 
@@ -102,10 +109,9 @@ class NeuralCurve(BasicCurve):
         hidden = tuple(int(h) for h in hidden)
         if not hidden or min(hidden) < 1:
             raise ValueError(f"hidden must be a non-empty sequence of positive widths, got {hidden}")
-        if int(features) != features or features < 0:
-            raise ValueError(f"features must be a whole number >= 0, got {features}")
         super().__init__(
-            begin, end, 2, requires_grad, hidden=hidden, activation=activation, params=params, features=int(features)
+            begin, end, 2, requires_grad, hidden=hidden, activation=activation, params=params,
+            features=_check_features(features),
         )
 
     def _init_params(

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ..curves import NeuralCurve, _check_activation
+from ..curves import NeuralCurve, _check_activation, _check_features
 from .energy import EnergySolver
 
 
@@ -74,11 +74,9 @@ class NeuralSolver(EnergySolver):
             hidden = (8, 8) if gauss_newton else (32, 32)
         if features is None:
             features = 8 if gauss_newton else 0
-        if int(features) != features or features < 0:
-            raise ValueError(f"features must be a whole number >= 0, got {features}")
         self.hidden = tuple(hidden)
         self.activation = activation
-        self.features = int(features)
+        self.features = _check_features(features)
 
     def make_curve(self, z0: torch.Tensor, z1: torch.Tensor) -> NeuralCurve:
         return NeuralCurve(z0, z1, hidden=self.hidden, activation=self.activation, features=self.features)
