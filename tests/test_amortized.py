@@ -220,6 +220,29 @@ def test_refine_options_configure_the_refining_solver():
         vm.connecting_geodesic(M, z0, z1, method="amortized", network=net, refine_options=LIGHT_REFINE)
 
 
+def test_refine_starts_each_pair_from_the_shortest_of_the_network_the_line_and_the_graph_path():
+    from vaemanifold.curves import interpolating_spline
+    from vaemanifold.solvers.amortized import REFINE_OPTIONS
+    from vaemanifold.solvers.gauss_newton import lowest_start, sample_curve
+
+    M = analytic.sphere_manifold(analytic.sphere_grid(20, 30))  # with latent codes: a graph path is a candidate
+    z0, z1 = analytic.sphere_pairs(12, seed=1)
+    net = sphere_network()  # fitted briefly: near the great circles, not on them
+    raw = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net)
+    t = torch.linspace(0, 1, REFINE_OPTIONS["levels"][0] + 1, dtype=torch.float64)
+    network_nodes = sample_curve(raw.curve, t)
+    start = lowest_start(M, z0, z1, t, also=network_nodes, by="length")
+    from_network = (start - network_nodes).abs().amax(dim=(1, 2)) == 0
+    assert from_network.any() and not from_network.all()  # this network's curves win on some pairs only
+    refined = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net, refine=True)
+    by_hand = vm.connecting_geodesic(M, z0, z1, method="gauss_newton", init=interpolating_spline(start), **REFINE_OPTIONS)
+    torch.testing.assert_close(refined.length, by_hand.length, rtol=1e-12, atol=0)
+    network_only = vm.connecting_geodesic(M, z0, z1, method="amortized", network=net, refine=True,
+                                          refine_options={"graph_start": False})
+    from_raw = vm.connecting_geodesic(M, z0, z1, method="gauss_newton", init=raw.curve, **REFINE_OPTIONS)
+    torch.testing.assert_close(network_only.length, from_raw.length, rtol=1e-12, atol=0)
+
+
 def test_a_light_refinement_shortens_a_fitted_network_s_curves():
     from vaemanifold.solvers.amortized import LIGHT_REFINE
 
@@ -232,3 +255,19 @@ def test_a_light_refinement_shortens_a_fitted_network_s_curves():
     raw_excess, light_excess = raw.length / truth - 1, light.length / truth - 1
     assert raw_excess.median() > 1e-3  # the short fit leaves the raw curves measurably long
     assert light_excess.median() < raw_excess.median() / 4, (light_excess.median(), raw_excess.median())
+
+
+def test_a_network_is_measured_on_the_runs_it_is_given_against_one_best_known():
+    from vaemanifold.evaluation.amortization import evaluate_network
+    from vaemanifold.evaluation.problems import Problem
+
+    M = analytic.sphere_manifold()
+    z0, z1 = analytic.sphere_pairs(6, seed=2)
+    problem = Problem("sphere", M, z0, z1, "six pairs on the sphere chart")
+    runs = {"line": ("linear", {}), "raw": ("amortized", {}), "refined": ("amortized", {"refine": True})}
+    result = evaluate_network(problem, random_network(), 0.0, runs=runs)
+    rows = {row["solver"]: row for row in result["rows"]}
+    assert list(rows) == ["line", "raw", "refined"]
+    line_over_truth = vm.connecting_geodesic(M, z0, z1, method="linear").length / analytic.great_circle_distance(z0, z1)
+    torch.testing.assert_close(rows["line"]["max_length_ratio"], line_over_truth.max().item(), rtol=1e-3, atol=0)
+    assert abs(rows["refined"]["median_length_ratio"] - 1) < 1e-3

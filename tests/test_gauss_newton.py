@@ -239,13 +239,46 @@ def test_graph_start_takes_per_pair_the_lower_energy_of_the_line_and_the_graph_p
     t = torch.linspace(0, 1, 17, dtype=D64)
     line = gauss_newton.line_points(z0, z1, t)
     path = gauss_newton.sample_curve(GraphSolver(refine=None).solve(M, z0, z1).curve, t)
-    start = gauss_newton._lower_energy_start(M, z0, z1, t)
+    start = gauss_newton.lowest_start(M, z0, z1, t)
     on_line, on_path = node_value(M, line), node_value(M, path)
     assert (on_path < on_line).any() and (on_line < on_path).any()  # both starts occur among these pairs
     torch.testing.assert_close(start, torch.where((on_path < on_line).view(-1, 1, 1), path, line))
     monkeypatch.setattr(gauss_newton, "GRAPH_START_POINTS", 599)  # more codes than that: the line
-    torch.testing.assert_close(gauss_newton._lower_energy_start(M, z0, z1, t), line)
-    torch.testing.assert_close(gauss_newton._lower_energy_start(analytic.sphere_manifold(), z0, z1, t), line)
+    torch.testing.assert_close(gauss_newton.lowest_start(M, z0, z1, t), line)
+    torch.testing.assert_close(gauss_newton.lowest_start(analytic.sphere_manifold(), z0, z1, t), line)
+
+
+@pytest.mark.parametrize("by", ["energy", "length"])
+def test_a_third_candidate_is_taken_where_it_is_the_lowest(by):
+    M = analytic.sphere_manifold(analytic.sphere_grid(20, 30))
+    z0, z1 = analytic.sphere_pairs(12, seed=1)
+    t = torch.linspace(0, 1, 17, dtype=D64)
+    two = gauss_newton.lowest_start(M, z0, z1, t, by=by)  # the line or the graph path
+    geodesic = gauss_newton.sample_curve(vm.connecting_geodesic(M, z0, z1, levels=(16,), extra_levels=0).curve, t)
+    torch.testing.assert_close(gauss_newton.lowest_start(M, z0, z1, t, also=geodesic, by=by), geodesic)
+    line = gauss_newton.line_points(z0, z1, t)
+    zigzag = line + 0.3 * torch.sin(8 * torch.pi * t).view(1, -1, 1)  # the same ends, a longer way
+    torch.testing.assert_close(gauss_newton.lowest_start(M, z0, z1, t, also=zigzag, by=by), two)
+    partial = vm.DecoderManifold(lambda z: torch.where(z[..., :1] > 1.5, float("nan"), z), latent_dim=2)
+    a, b = torch.zeros(3, 2, dtype=D64), torch.ones(3, 2, dtype=D64)
+    line = gauss_newton.line_points(a, b, t)
+    through_the_hole = line + torch.tensor([1.0, -1.0], dtype=D64) * torch.sin(torch.pi * t).view(1, -1, 1)
+    torch.testing.assert_close(gauss_newton.lowest_start(partial, a, b, t, also=through_the_hole, by=by), line)
+
+
+def test_by_length_an_unevenly_traversed_geodesic_is_not_passed_over():
+    M = analytic.sphere_manifold(analytic.sphere_grid(20, 30))
+    z0, z1 = analytic.sphere_pairs(12, seed=1)
+    t = torch.linspace(0, 1, 17, dtype=D64)
+    geodesic = vm.connecting_geodesic(M, z0, z1, levels=(16,), extra_levels=0).curve
+    uneven = gauss_newton.sample_curve(geodesic, t**3)  # the same curve, most of it in the last steps
+    by_length = gauss_newton.lowest_start(M, z0, z1, t, also=uneven, by="length")
+    by_energy = gauss_newton.lowest_start(M, z0, z1, t, also=uneven, by="energy")
+    torch.testing.assert_close(by_length, uneven)
+    taken = (by_energy == uneven).all(dim=2).all(dim=1)
+    assert not taken.all()  # its energy counts the uneven speed against it
+    with pytest.raises(ValueError, match="by"):
+        gauss_newton.lowest_start(M, z0, z1, t, by="time")
 
 
 def test_either_start_reaches_the_great_circle():

@@ -10,6 +10,8 @@ Gauss-Newton reference (128 segments, tol 1e-6) that the dense grid resolves
 
 from __future__ import annotations
 
+from typing import Optional
+
 from . import benchmark as bm
 from .problems import Problem
 from .tables import markdown_table
@@ -25,28 +27,31 @@ RUNS: dict[str, tuple[str, dict]] = {**AMORTIZED_ROWS, "gauss_newton (cold)": ("
 REFERENCE = ("gauss_newton", {"levels": (16, 32, 64, 128), "tol": 1e-6, "extra_levels": 0})
 
 
-def evaluate_network(problem: Problem, network, fit_seconds: float) -> dict:
+def evaluate_network(problem: Problem, network, fit_seconds: float, runs: Optional[dict] = None) -> dict:
     """Rows (label, ratio statistics, floors per pair, failures) for :data:`RUNS` on ``problem``'s pairs.
+
+    ``runs``: other runs instead, label -> (method, budget), the network added to the amortized ones;
+    the best known length per pair is the shortest over all of them and the reference.
 
     Returns a JSON-safe dict: ``rows``, ``floor_seconds_per_pair``, ``fit_seconds``, ``pairs``.
     """
     extra = {"network": network}
-    runs = []
-    for label, (method, budget) in RUNS.items():
+    measured = []
+    for label, (method, budget) in (RUNS if runs is None else runs).items():
         floor = bm.measure_floor(problem)
         run = bm.run_solver(
             problem.manifold, problem.z0, problem.z1, method, budget, extra if method == "amortized" else {}, label=label
         )
         run.floor = floor
-        runs.append(run)
+        measured.append(run)
     reference = bm.run_solver(problem.manifold, problem.z0, problem.z1, *REFERENCE, warmup=False, label="reference")
-    best, _ = bm.best_known([*runs, reference])
+    best, _ = bm.best_known([*measured, reference])
     rows = []
-    for run in runs:
+    for run in measured:
         row = bm.summarize(run, best)
         rows.append({k: row[k] for k in ("solver", "median_length_ratio", "p90_length_ratio", "floors_per_pair", "failures")}
                     | {"max_length_ratio": float((run.length / best).max())})
-    return {"pairs": problem.pairs, "floor_seconds_per_pair": runs[0].floor, "fit_seconds": fit_seconds, "rows": rows}
+    return {"pairs": problem.pairs, "floor_seconds_per_pair": measured[0].floor, "fit_seconds": fit_seconds, "rows": rows}
 
 
 def markdown(result: dict) -> str:

@@ -8,9 +8,10 @@ from typing import Mapping, Optional, Union
 import torch
 from stochman.curves import BasicCurve
 
+from ..curves import interpolating_spline
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
-from .gauss_newton import sample_curve
+from .gauss_newton import lowest_start, sample_curve
 from .least_squares import node_system, solve_block_tridiagonal, with_ridge
 from .registry import make_solver
 
@@ -18,13 +19,16 @@ from .registry import make_solver
 #: coarsest level, and stops at twice the default tol. Chosen on 48 held-out mnist-2d pairs (docs:
 #: "Amortised geodesics"): p90 L/best 1.0007 at 3.1 floors a pair, against 1.0007 at 3.4 with the
 #: default tol and 1.0010 at 2.3 with 2e-3; starting at level 64 alone was slower and worse (1.0008, 4.2).
+#: Each pair starts from the shortest of the network's curve, the line and the graph path on the first
+#: level's nodes (the solver's ``graph_start`` candidates plus the network's curve; see
+#: ``python docs/examples/refine_start.py``).
 REFINE_OPTIONS = {"levels": (32, 64), "tol": 1e-3}
 #: ``refine_options`` of a light refinement, for large distance matrices (``refine=True``): at most two
-#: Gauss-Newton steps on 16 segments, no further levels. Measured on 256 random pairs of mnist-2d
-#: training codes, lengths on a 64-point grid over Gauss-Newton geodesics on the dense grid (docs:
+#: Gauss-Newton steps on 16 segments from the network's curve, no further levels. Measured on 256
+#: random pairs of mnist-2d training codes, lengths on a 64-point grid over Gauss-Newton geodesics on the dense grid (docs:
 #: "Amortised geodesics", ``python docs/examples/light_refine.py``): median 1.004 (p90 1.045) at 0.4
 #: floors a pair, against 1.034 (1.156) raw at 0.1 and 0.999 (1.002) with ``refine=True`` at 5.
-LIGHT_REFINE = {"levels": (16,), "iterations": 2, "tol": 1e-2, "extra_levels": 0}
+LIGHT_REFINE = {"levels": (16,), "iterations": 2, "tol": 1e-2, "extra_levels": 0, "graph_start": False}
 
 
 class AmortizedSolver(GeodesicSolver):
@@ -38,9 +42,17 @@ class AmortizedSolver(GeodesicSolver):
             each pair with its shortest head on a coarse grid
             (``GeodesicNetwork.select_heads``), in the solver's time.
         refine: None (default): the network's curves as they are. True: the
-            Gauss-Newton solver started from them with levels (32, 64) and
-            tol 1e-3 (:data:`REFINE_OPTIONS`). A method name in ``SOLVERS``: that
-            solver started from them (``init=``), with ``refine_options``.
+            Gauss-Newton solver with levels (32, 64) and tol 1e-3
+            (:data:`REFINE_OPTIONS`), each pair started from whichever of the
+            network's curve, the straight line and the k-NN graph path is the
+            shortest in data space on the first level's nodes
+            (:func:`~vaemanifold.solvers.gauss_newton.lowest_start` by length:
+            the cold solver's ``graph_start`` candidates plus the network's
+            curve; length, not energy, so that an unevenly parametrised network
+            curve is not passed over; ``refine_options={"graph_start": False}``:
+            the network's curve alone). A method name in ``SOLVERS``: that
+            solver started from the network's curves (``init=``), with
+            ``refine_options``.
         refine_options: options of the refining solver: with ``refine=True`` they
             update :data:`REFINE_OPTIONS`; with a method name they are that
             solver's (default: none, its defaults). For large distance
@@ -94,6 +106,7 @@ class AmortizedSolver(GeodesicSolver):
             if refine is True
             else make_solver(refine, **self.refine_options)
         )
+        self._choose_start = refine is True and self._refiner.graph_start
 
     def solve(
         self, manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, init: Optional[BasicCurve] = None
@@ -108,6 +121,8 @@ class AmortizedSolver(GeodesicSolver):
         with torch.no_grad():
             curve = network.curve(z0, z1, head)
         if self._refiner is not None:
+            if self._choose_start:
+                curve = self._shortest_start(manifold, z0, z1, curve)
             return self._refiner.solve(manifold, z0, z1, init=curve)
         excess, finite = self._predicted_excess(manifold, curve)
         converged = excess < self.tol
@@ -119,6 +134,15 @@ class AmortizedSolver(GeodesicSolver):
             for ok, is_finite, x in zip(converged.tolist(), finite.tolist(), excess.tolist())
         ]
         return SolverOutput(curve, converged.cpu(), 0, reasons)
+
+    def _shortest_start(
+        self, manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, curve: BasicCurve
+    ) -> BasicCurve:
+        """B curves: per pair, the network's curve, the line or the graph path, whichever is the shortest
+        on the refining solver's first level's nodes (it samples the result at those very nodes)."""
+        t = torch.linspace(0, 1, self._refiner.levels[0] + 1, dtype=z0.dtype, device=z0.device)
+        with torch.no_grad(), manifold.frozen():
+            return interpolating_spline(lowest_start(manifold, z0, z1, t, also=sample_curve(curve, t), by="length"))
 
     def _predicted_excess(self, manifold: DecoderManifold, curve: BasicCurve) -> tuple[torch.Tensor, torch.Tensor]:
         """(B,) sqrt(S / (S - b.delta)) - 1 for the full Gauss-Newton step delta at the check's nodes,

@@ -20,6 +20,7 @@ from typing import Optional, Sequence
 import torch
 from stochman.curves import BasicCurve
 
+from .._checks import check_choice
 from ..curves import interpolating_spline, line_points
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
@@ -137,7 +138,7 @@ class GaussNewtonSolver(GeodesicSolver):
             if init is not None:
                 nodes = sample_curve(init, t).to(z0)
             elif self.graph_start:
-                nodes = _lower_energy_start(manifold, z0, z1, t)
+                nodes = lowest_start(manifold, z0, z1, t)
             else:
                 nodes = line_points(z0, z1, t)
             for level, segments in enumerate(self.levels):
@@ -185,16 +186,47 @@ class GaussNewtonSolver(GeodesicSolver):
         return SolverOutput(curve, converged, iterations, reasons)
 
 
-def _lower_energy_start(manifold: DecoderManifold, z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """(B, n+1, d) per pair the nodes at t of the straight line or of the graph path, whichever has the lower S."""
-    line = line_points(z0, z1, t)
+#: What :func:`lowest_start` compares its candidates by, on their nodes: "energy", the discrete energy
+#: S = sum ||f(x_i+1) - f(x_i)||^2, or "length", the data-space polyline's length sum ||f(x_i+1) - f(x_i)||,
+#: which does not depend on how evenly a candidate is parametrised.
+START_MEASURES = ("energy", "length")
+
+
+def lowest_start(
+    manifold: DecoderManifold,
+    z0: torch.Tensor,
+    z1: torch.Tensor,
+    t: torch.Tensor,
+    also: Optional[torch.Tensor] = None,
+    by: str = "energy",
+) -> torch.Tensor:
+    """Per pair, the candidate start whose nodes at t (N,) have the lowest energy or length (``by``).
+
+    The candidates are the straight line, the shortest path between the pair's ends on the 10-NN
+    graph of the manifold's latent codes (the ``graph`` solver, unrefined; only with 11 to
+    :data:`GRAPH_START_POINTS` codes) and, if given, the nodes ``also`` (B, N, d) of another curve.
+    A candidate whose measure is not finite is never taken; ties go to the earlier one in that order.
+
+    Returns:
+        (B, N, d) nodes.
+    """
+    check_choice("by", by, START_MEASURES)
+    candidates = [line_points(z0, z1, t)]
     codes = manifold.latents
     paths = GraphSolver(refine=None)
-    if codes is None or not paths.k < len(codes) <= GRAPH_START_POINTS:
-        return line
-    path = sample_curve(paths.solve(manifold, z0, z1).curve, t).to(z0)
-    lower = node_value(manifold, path) < node_value(manifold, line)
-    return torch.where(lower.view(-1, 1, 1), path, line)
+    if codes is not None and paths.k < len(codes) <= GRAPH_START_POINTS:
+        candidates.append(sample_curve(paths.solve(manifold, z0, z1).curve, t).to(z0))
+    if also is not None:
+        candidates.append(also.to(z0))
+    if len(candidates) == 1:
+        return candidates[0]
+    nodes = torch.stack(candidates)  # (C, B, N, d)
+    if by == "energy":
+        measure = torch.stack([node_value(manifold, c) for c in candidates])  # (C, B)
+    else:
+        measure = torch.stack([manifold.embed(c).diff(dim=1).norm(dim=-1).sum(dim=-1) for c in candidates])
+    lowest = torch.where(torch.isfinite(measure), measure, float("inf")).argmin(dim=0)
+    return nodes[lowest, torch.arange(len(z0), device=z0.device)]
 
 
 def _unresolved_stretch(manifold: DecoderManifold, curve: BasicCurve, segments: int) -> torch.Tensor:
