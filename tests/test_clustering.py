@@ -159,3 +159,12 @@ def test_a_subset_file_is_read_back_only_under_its_own_key(tmp_path):
     assert read_subset(tmp_path, 1, {"seed": 3}) is None  # none written
     (tmp_path / "subset-0.json").write_text('{"key": {"seed": 3}, "scores"')  # cut short
     assert read_subset(tmp_path, 0, {"seed": 3}) is None
+
+
+def test_a_subset_is_keyed_by_this_package_s_code(monkeypatch):
+    from vaemanifold.evaluation import clustering_experiment as experiment
+
+    settings = {"seed": 0, "subset_per_class": 8, "k": 5, "restarts": 2, "check_pairs": 8}
+    key = experiment.subset_key(settings, 1, {"model": "m"})
+    monkeypatch.setattr(experiment, "package_sha256", lambda: "0" * 64)  # as if the package had changed since
+    assert experiment.subset_key(settings, 1, {"model": "m"}) != key

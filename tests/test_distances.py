@@ -139,6 +139,18 @@ def test_cli_refuses_a_folder_with_other_settings_or_under_a_file(tmp_path, caps
     assert f"lies under {tmp_path / 'file'}, which is a file" in capsys.readouterr().err
 
 
+def test_cli_does_not_resume_a_folder_written_by_other_code(tmp_path, monkeypatch, capsys):
+    from vaemanifold.commands import distances as command
+
+    out = tmp_path / "run"
+    base = ["distances", "--analytic", "sphere", "--points", "6", "--out", str(out)]
+    assert main(base) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(command, "package_sha256", lambda: "0" * 64)  # as if the package had changed since
+    assert main(base) == 2
+    assert "holds a run with other settings (package_code_sha256: " in capsys.readouterr().err
+
+
 def test_a_coarser_measuring_grid_and_what_it_costs():
     M = analytic.sphere_manifold()
     Z = torch.cat(analytic.sphere_pairs(3, seed=8))

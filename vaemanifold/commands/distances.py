@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .. import analytic
-from .._files import sha256_of
+from .._files import package_sha256, sha256_of
 from ..amortized import NETWORK_FILE, GeodesicNetwork
 from ..distance_store import DistanceStore
 from ..distances import BATCHES_PER_BLOCK, block_results, grid_cost, reference_check
@@ -220,7 +220,8 @@ def run(args: argparse.Namespace) -> int:
     manifold.check_points(Z, "codes")
     block_size = args.block_size or BATCHES_PER_BLOCK * args.batch_size
     options, chosen_solver = _solver_options(args)
-    settings = {**source, **chosen, "method": args.method, **chosen_solver, "grid": args.grid, "batch_size": args.batch_size}
+    settings = {**source, **chosen, "method": args.method, **chosen_solver, "grid": args.grid, "batch_size": args.batch_size,
+                "package_code_sha256": package_sha256()}  # blocks computed by other code are not mixed in
     store = DistanceStore.open(args.out, settings, Z.numpy(), block_size)
     todo = store.pending()
     saved = len(store.blocks) - len(todo)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from .. import data
-from .._files import atomic_write, sha256_of
+from .._files import atomic_write, package_sha256, sha256_of
 from ..amortized import NETWORK_FILE, GeodesicNetwork, NetworkError
 from ..distances import distance_matrix, reference_check
 from ..solvers.graph import GraphSolver
@@ -195,8 +195,10 @@ def file_digests(folder: Path, amortized: bool) -> dict[str, str]:
 
 
 def subset_key(settings: dict, subset: int, files: dict[str, str]) -> dict:
-    """What a subset's results depend on: the settings that shape them and the set's :func:`file_digests`."""
+    """What a subset's results depend on: the settings that shape them, the set's :func:`file_digests`
+    and this package's code."""
     return {
+        "package_code_sha256": package_sha256(),
         "seed": settings["seed"] + subset, "subset_per_class": settings["subset_per_class"], "k": settings["k"],
         "restarts": settings["restarts"], "model": files["model"],
         "amortized": {"network": files["network"], "check_pairs": settings["check_pairs"]} if "network" in files else None,
