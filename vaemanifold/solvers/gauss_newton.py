@@ -221,10 +221,7 @@ def lowest_start(
     if len(candidates) == 1:
         return candidates[0]
     nodes = torch.stack(candidates)  # (C, B, N, d)
-    if by == "energy":
-        measure = torch.stack([node_value(manifold, c) for c in candidates])  # (C, B)
-    else:
-        measure = torch.stack([manifold.embed(c).diff(dim=1).norm(dim=-1).sum(dim=-1) for c in candidates])
+    measure = torch.stack([node_value(manifold, c) if by == "energy" else manifold.curve_length(c) for c in candidates])
     lowest = torch.where(torch.isfinite(measure), measure, float("inf")).argmin(dim=0)
     return nodes[lowest, torch.arange(len(z0), device=z0.device)]
 
