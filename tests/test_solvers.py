@@ -10,6 +10,7 @@ import torch
 import vaemanifold as vm
 from vaemanifold import analytic
 from vaemanifold.solvers import GeodesicSolver, SolverOutput
+from vaemanifold.solvers.least_squares import NodeSystem, block_tridiagonal_matmul
 
 from fitted_networks import LINEAR_MAP, linear_network, mlp_network, solver_options
 
@@ -114,7 +115,8 @@ def test_neural_solver_options_fd_energy_and_lbfgs():
     z0, z1 = analytic.sphere_pairs(2, seed=5)
     truth = analytic.great_circle_distance(z0, z1)
     for options in (
-        {"energy": "fd", "points": 64}, {"optimizer": "lbfgs", "sampling": "grid"}, {"sampling": "grid"}, {"scaling": "diagonal"}
+        {"energy": "fd", "points": 64}, {"optimizer": "lbfgs", "sampling": "grid"}, {"sampling": "grid"}, {"scaling": "diagonal"},
+        {"scaling": "points"},  # more weights than sampled coordinates on every level: the floor keeps it solvable
     ):
         result = vm.connecting_geodesic(M, z0, z1, method="neural", **options)
         assert result.converged.all(), (options, result.reasons)
@@ -232,14 +234,52 @@ def test_diagonal_damping_does_not_depend_on_how_the_parameters_are_scaled():
     g = torch.randn(2, 6, generator=generator, dtype=torch.float64)
     S = torch.diag_embed(torch.tensor([[0.5, 1.0, 2.0, 1.0, 1.5, 0.7]] * 2, dtype=torch.float64))
     reach = torch.ones(2, dtype=torch.float64)
+    unused = torch.zeros(2, 1, 1, 6, dtype=torch.float64)  # G and the node system: only 'points' reads them
 
     def steps(scaling: str) -> tuple[torch.Tensor, torch.Tensor]:
-        solver = vm.SOLVERS["neural"](scaling=scaling, damping=1.0)  # damping as large as H: the scaling decides
-        step = torch.linalg.solve(H + solver._damping(H, reach), g.unsqueeze(-1))
-        scaled = torch.linalg.solve(S @ H @ S + solver._damping(S @ H @ S, reach), (S @ g.unsqueeze(-1)))
+        solver = vm.SOLVERS["neural"](damping=1.0)  # damping as large as H: the scaling decides
+        step = torch.linalg.solve(H + solver._damping(H, unused, None, reach, scaling), g.unsqueeze(-1))
+        scaled_H = S @ H @ S
+        scaled = torch.linalg.solve(scaled_H + solver._damping(scaled_H, unused, None, reach, scaling), S @ g.unsqueeze(-1))
         return step, S @ scaled
 
     marquardt, rescaled = steps("diagonal")
     assert (marquardt - rescaled).abs().max() < 3e-2 * marquardt.abs().max()  # 0.8% here, from the floor
     levenberg, rescaled = steps("identity")
     assert (levenberg - rescaled).abs().max() > 0.1 * levenberg.abs().max()
+
+
+def test_points_damping_does_not_depend_on_how_the_curve_is_parametrised():
+    """'points' damps ||G delta||^2: in parameters mixed by any invertible T (G -> G T) the step is T^-1 times
+    the step, so the sample points move the same; Levenberg's identity damping moves them differently."""
+    generator = torch.Generator().manual_seed(1)
+    b, m, d, P = 2, 9, 2, 6
+    G = torch.randn(b, m, d, P, generator=generator, dtype=torch.float64)
+    J = torch.randn(b, m + 1, 3, d, generator=generator, dtype=torch.float64)
+    diag = J.transpose(-1, -2) @ J + 0.1 * torch.eye(d, dtype=torch.float64)
+    upper = 0.3 * torch.randn(b, m - 1, d, d, generator=generator, dtype=torch.float64)
+    system = NodeSystem(torch.zeros(b, dtype=torch.float64), diag[:, :m], upper, torch.randn(b, m, d, generator=generator, dtype=torch.float64))
+    T = torch.randn(P, P, generator=generator, dtype=torch.float64) + 3 * torch.eye(P, dtype=torch.float64)
+    reach = torch.ones(b, dtype=torch.float64)
+    solver = vm.SOLVERS["spline"](damping=1.0)  # as large as H: the damping decides the step
+
+    def moved_points(G: torch.Tensor, scaling: str) -> torch.Tensor:
+        H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(system.diag, system.upper, G))
+        g = torch.einsum("bmdp,bmd->bp", G, system.rhs)
+        delta = torch.linalg.solve(H + solver._damping(H, G, system, reach, scaling), g.unsqueeze(-1)).squeeze(-1)
+        return torch.einsum("bmdp,bp->bmd", G, delta)
+
+    mixed = torch.einsum("bmdp,pq->bmdq", G, T)
+    points, mixed_points = moved_points(G, "points"), moved_points(mixed, "points")
+    assert (points - mixed_points).abs().max() < 1e-4 * points.abs().max()  # up to POINTS_FLOOR
+    levenberg, mixed_levenberg = moved_points(G, "identity"), moved_points(mixed, "identity")
+    assert (levenberg - mixed_levenberg).abs().max() > 0.1 * levenberg.abs().max()
+
+
+def test_spline_damps_coarse_levels_by_identity_and_the_last_by_points():
+    defaults = vm.SOLVERS["spline"]()
+    assert (defaults.coarse_scaling, defaults.scaling) == ("identity", "points")
+    assert vm.SOLVERS["spline"](scaling="diagonal").coarse_scaling == "identity"
+    assert vm.SOLVERS["neural"](scaling="diagonal").coarse_scaling == "diagonal"  # neural: as scaling
+    with pytest.raises(ValueError, match="unknown coarse_scaling"):
+        vm.SOLVERS["spline"](coarse_scaling="marquardt")

@@ -51,7 +51,7 @@ from .base import GeodesicSolver, SolverOutput
 from .least_squares import NodeSystem, block_tridiagonal_matmul, gauss_newton_descent
 
 ENERGIES = ("jvp", "fd")
-SCALINGS = ("identity", "diagonal")
+SCALINGS = ("identity", "diagonal", "points")
 SAMPLINGS = ("stratified", "random", "grid")
 OPTIMIZERS = ("gauss-newton", "adam", "lbfgs")
 #: Largest reach of a curve's steps: its damping never drops below ``damping`` / MAX_REACH.
@@ -59,6 +59,9 @@ MAX_REACH = 1e4
 #: ``scaling="diagonal"``: each parameter's damping is its diagonal entry of H plus this fraction of the
 #: mean diagonal, so that a parameter H barely sees is still damped.
 DIAGONAL_FLOOR = 1e-3
+#: ``scaling="points"``: G^T G plus this fraction of its mean diagonal, so that parameter directions that
+#: move no sample point (a network with more weights than sampled coordinates) stay damped.
+POINTS_FLOOR = 1e-6
 
 
 def sample_times(n: int, batch: int, sampling: str, estimator: str, generator: torch.Generator, like: torch.Tensor):
@@ -108,10 +111,17 @@ class EnergySolver(GeodesicSolver):
             (:func:`~vaemanifold.solvers.least_squares.gauss_newton_descent`). A curve with
             more parameters than sampled coordinates has a singular matrix, and a network's
             response to a weight step is linear only for small steps.
-        scaling: Gauss-Newton: what that damping is relative to: 'identity' (Levenberg: the
-            mean diagonal of H for every parameter) or 'diagonal' (Marquardt: each
-            parameter's own diagonal entry, plus :data:`DIAGONAL_FLOOR` of the mean), which
-            does not depend on how the parameters are scaled (default 'identity').
+        scaling: Gauss-Newton, last level: what that damping is relative to: 'identity'
+            (Levenberg: the mean diagonal of H for every parameter), 'diagonal' (Marquardt:
+            each parameter's own diagonal entry, plus :data:`DIAGONAL_FLOOR` of the mean),
+            which does not depend on how the parameters are scaled, or 'points': how far
+            the step moves the sample points in latent space, ||G delta||^2 (G their
+            Jacobian; plus :data:`POINTS_FLOOR` of its mean diagonal) times the mean
+            diagonal of the node matrix: the ridge of the ``gauss_newton`` solver pulled
+            back through the curve, so it does not depend on how the curve is
+            parametrised at all (default: the class's ``gauss_newton_scaling``).
+        coarse_scaling: Gauss-Newton: the same on the earlier levels (default: the class's
+            ``gauss_newton_coarse_scaling``, or ``scaling`` where that is None).
         lr: first order: learning rate (default 0.01 for Adam, 1.0 for L-BFGS).
         points: first order: sample points per step (default 32).
         sampling: first order: 'stratified' (default), 'random' or 'grid'.
@@ -131,6 +141,10 @@ class EnergySolver(GeodesicSolver):
     gauss_newton_levels: tuple[int, ...] = (32, 64, 128)
     #: Default ``damping`` of the Gauss-Newton steps.
     gauss_newton_damping: float = 1e-2
+    #: Default ``scaling`` of the damping on the last Gauss-Newton level.
+    gauss_newton_scaling: str = "identity"
+    #: Default ``coarse_scaling`` on the earlier levels (None: as ``scaling``).
+    gauss_newton_coarse_scaling: Optional[str] = None
 
     def __init__(
         self,
@@ -141,7 +155,8 @@ class EnergySolver(GeodesicSolver):
         coarse_tol: float = 1e-2,
         coarse_iterations: Optional[int] = None,
         damping: Optional[float] = None,
-        scaling: str = "identity",
+        scaling: Optional[str] = None,
+        coarse_scaling: Optional[str] = None,
         lr: Optional[float] = None,
         points: int = 32,
         sampling: str = "stratified",
@@ -161,7 +176,12 @@ class EnergySolver(GeodesicSolver):
             damping = self.gauss_newton_damping
         if coarse_iterations is None:
             coarse_iterations = self.gauss_newton_coarse_iterations
+        if scaling is None:
+            scaling = self.gauss_newton_scaling
+        if coarse_scaling is None:
+            coarse_scaling = self.gauss_newton_coarse_scaling or scaling
         check_choice("scaling", scaling, SCALINGS)
+        check_choice("coarse_scaling", coarse_scaling, SCALINGS)
         if tol is None:
             tol = self.gauss_newton_tol if optimizer == "gauss-newton" else 1e-4
         if check_every is None:
@@ -183,6 +203,7 @@ class EnergySolver(GeodesicSolver):
         self.coarse_iterations = int(coarse_iterations)
         self.damping = float(damping)
         self.scaling = scaling
+        self.coarse_scaling = coarse_scaling
         self.lr = float(lr) if lr is not None else (0.01 if optimizer == "adam" else 1.0)
         self.points = int(points)
         self.sampling = sampling
@@ -245,6 +266,7 @@ class EnergySolver(GeodesicSolver):
         with torch.no_grad():
             for level, segments in enumerate(self.levels):
                 last = level == len(self.levels) - 1
+                scaling = self.scaling if last else self.coarse_scaling
                 t = torch.linspace(0, 1, segments + 1, dtype=z0.dtype, device=z0.device)
 
                 def points(flat: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -256,10 +278,17 @@ class EnergySolver(GeodesicSolver):
                     basis = torch.eye(flat.shape[1], dtype=flat.dtype, device=flat.device)
                     tangents = vmap(lambda v: jvp(lambda p: points(p, index), (flat,), (v.expand_as(flat),))[1])
                     G = tangents(basis).permute(1, 2, 3, 0)[:, 1:-1]  # (b, m, d, P): interior points only
-                    H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(system.diag, system.upper, G))
-                    g = torch.einsum("bmdp,bmd->bp", G, system.rhs)
-                    delta = torch.linalg.solve_ex(H + self._damping(H, reach), g.unsqueeze(-1))[0].squeeze(-1)
-                    return delta, (g * delta).sum(dim=-1), (delta * (H @ delta.unsqueeze(-1)).squeeze(-1)).sum(dim=-1)
+                    A = system
+                    if scaling == "points":  # H and g sum over every sample point, whose metric spans orders of
+                        # magnitude along a curve: float32 rounding would swamp the directions this damping leaves free
+                        G = G.double()
+                        A = NodeSystem(*(x.double() for x in (system.value, system.diag, system.upper, system.rhs)))
+                    H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(A.diag, A.upper, G))
+                    g = torch.einsum("bmdp,bmd->bp", G, A.rhs)
+                    damped = H + self._damping(H, G, A, reach.to(H.dtype), scaling)
+                    delta = torch.linalg.solve_ex(damped, g.unsqueeze(-1))[0].squeeze(-1)
+                    slope, curvature = (g * delta).sum(dim=-1), (delta * (H @ delta.unsqueeze(-1)).squeeze(-1)).sum(dim=-1)
+                    return delta.to(flat.dtype), slope.to(flat.dtype), curvature.to(flat.dtype)
 
                 result = gauss_newton_descent(
                     manifold,
@@ -276,12 +305,25 @@ class EnergySolver(GeodesicSolver):
             curve.params.copy_(params.view(shape))
         return result.converged, result.reasons, steps
 
-    def _damping(self, H: torch.Tensor, reach: torch.Tensor) -> torch.Tensor:
-        """(b, P, P) damping matrices of the Gauss-Newton matrices H (b, P, P) at the pairs' reach (b,)."""
+    def _damping(
+        self, H: torch.Tensor, G: torch.Tensor, system: NodeSystem, reach: torch.Tensor, scaling: str
+    ) -> torch.Tensor:
+        """(b, P, P) damping matrices at the pairs' reach (b,) under ``scaling``.
+
+        H (b, P, P) is the Gauss-Newton matrix G^T A G of the node system A and the
+        Jacobian G (b, m, d, P) of the interior sample points.
+        """
+        factor = self.damping / reach
+        if scaling == "points":
+            moves = torch.einsum("bmdp,bmdq->bpq", G, G)
+            floor = POINTS_FLOOR * moves.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
+            moves = moves + torch.diag_embed(floor.unsqueeze(-1).expand(-1, moves.shape[-1]))
+            ridge = system.diag.diagonal(dim1=-2, dim2=-1).mean(dim=(-1, -2))  # the node solver's scale
+            return (factor * ridge).view(-1, 1, 1) * moves
         diagonal = H.diagonal(dim1=-2, dim2=-1)
         mean = diagonal.mean(dim=-1, keepdim=True)
-        scale = mean.expand_as(diagonal) if self.scaling == "identity" else diagonal + DIAGONAL_FLOOR * mean
-        return torch.diag_embed((self.damping / reach).unsqueeze(-1) * scale)
+        scale = mean.expand_as(diagonal) if scaling == "identity" else diagonal + DIAGONAL_FLOOR * mean
+        return torch.diag_embed(factor.unsqueeze(-1) * scale)
 
     # ------------------------------------------------------------ first order
     def _first_order(self, manifold: DecoderManifold, curve: BasicCurve) -> tuple[torch.Tensor, list[Optional[str]], int]:

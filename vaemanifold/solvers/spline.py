@@ -19,10 +19,20 @@ class SplineSolver(EnergySolver):
     Jacobian beyond the fixed spline basis. With ``optimizer='lbfgs'`` the
     sampling defaults to a fixed grid (a 12-knot cubic cannot exploit it) and
     each pair gets its own L-BFGS, so no line search spans pairs.
+
+    Damping: Levenberg's on the coarse levels (``coarse_scaling='identity'``,
+    which picks the route), ``scaling='points'`` on the last (the step damped
+    by how far it moves the sample points, whatever the coefficient basis).
+    With Levenberg's there too (the earlier default), a pair whose geodesic
+    bends sharply crept along its valley in stochman's coefficient basis and
+    stopped 1.5% long (1.0% after 200 steps); with 'points' on every level one
+    pair took a route 8% longer (``docs/examples/spline_scaling.py``).
     """
 
     name = "spline"
     gauss_newton_damping = 1e-3
+    gauss_newton_scaling = "points"
+    gauss_newton_coarse_scaling = "identity"
 
     def __init__(self, num_nodes: int = 20, sampling: str = "grid", **options) -> None:
         if num_nodes < 3:
