@@ -194,3 +194,21 @@ def test_spline_fit_is_exact_least_squares(ends):
     torch.testing.assert_close(fitted.params, target.params)
     h = 1e-6
     torch.testing.assert_close(fitted.deriv(t[1:-1]), (fitted(t[1:-1] + h) - fitted(t[1:-1] - h)) / (2 * h))
+
+
+def test_float32_spline_with_large_parameters_keeps_its_ends_and_matches_float64():
+    """Its power coefficients cancel; evaluated in float32, a curve with parameters of 1e4 (what
+    Gauss-Newton steps damped by the sample points reach at d = 32) misses its ends by ~1e-3."""
+    generator = torch.Generator().manual_seed(0)
+    z0, z1 = torch.randn(2, 2, 32, generator=generator)
+    params = 1e4 * torch.randn(2, 20, 32, generator=generator)
+    curve = vm.SplineCurve(z0, z1, num_nodes=20, params=params)
+    exact = vm.SplineCurve(z0.double(), z1.double(), num_nodes=20, params=params.double())
+    t = torch.linspace(0, 1, 257)
+    points = curve(t)
+    assert points.dtype == torch.float32 and curve.deriv(t).dtype == torch.float32
+    assert (points[:, 0] - z0).abs().max() < 1e-5 and (points[:, -1] - z1).abs().max() < 1e-5
+    torch.testing.assert_close(points.double(), exact(t.double()), rtol=1e-6, atol=1e-5)
+    basis32 = curve.basis.float().double()  # the same basis rounded to float32, as stochman keeps it
+    coeffs = torch.einsum("ck,bkd->bcd", basis32, params.double())
+    assert coeffs.view(2, 19, 4, 32)[:, -1].sum(dim=1).abs().max() > 1e-4  # would miss the end t = 1

@@ -234,13 +234,12 @@ def test_diagonal_damping_does_not_depend_on_how_the_parameters_are_scaled():
     g = torch.randn(2, 6, generator=generator, dtype=torch.float64)
     S = torch.diag_embed(torch.tensor([[0.5, 1.0, 2.0, 1.0, 1.5, 0.7]] * 2, dtype=torch.float64))
     reach = torch.ones(2, dtype=torch.float64)
-    unused = torch.zeros(2, 1, 1, 6, dtype=torch.float64)  # G and the node system: only 'points' reads them
 
     def steps(scaling: str) -> tuple[torch.Tensor, torch.Tensor]:
         solver = vm.SOLVERS["neural"](damping=1.0)  # damping as large as H: the scaling decides
-        step = torch.linalg.solve(H + solver._damping(H, unused, None, reach, scaling), g.unsqueeze(-1))
+        step = torch.linalg.solve(H + solver._damping(H, reach, scaling), g.unsqueeze(-1))
         scaled_H = S @ H @ S
-        scaled = torch.linalg.solve(scaled_H + solver._damping(scaled_H, unused, None, reach, scaling), S @ g.unsqueeze(-1))
+        scaled = torch.linalg.solve(scaled_H + solver._damping(scaled_H, reach, scaling), S @ g.unsqueeze(-1))
         return step, S @ scaled
 
     marquardt, rescaled = steps("diagonal")
@@ -266,7 +265,12 @@ def test_points_damping_does_not_depend_on_how_the_curve_is_parametrised():
     def moved_points(G: torch.Tensor, scaling: str) -> torch.Tensor:
         H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(system.diag, system.upper, G))
         g = torch.einsum("bmdp,bmd->bp", G, system.rhs)
-        delta = torch.linalg.solve(H + solver._damping(H, G, system, reach, scaling), g.unsqueeze(-1)).squeeze(-1)
+        if scaling == "points":
+            delta, slope, curvature = solver._points_step(G, system, reach)
+            torch.testing.assert_close(slope, (g * delta).sum(dim=-1))  # the model's slope and curvature:
+            torch.testing.assert_close(curvature, (delta * (H @ delta.unsqueeze(-1)).squeeze(-1)).sum(dim=-1))
+        else:
+            delta = torch.linalg.solve(H + solver._damping(H, reach, scaling), g.unsqueeze(-1)).squeeze(-1)
         return torch.einsum("bmdp,bp->bmd", G, delta)
 
     mixed = torch.einsum("bmdp,pq->bmdq", G, T)

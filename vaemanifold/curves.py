@@ -304,7 +304,10 @@ def c2_spline_basis(num_nodes: int, dtype: torch.dtype = torch.float32) -> torch
 
 class SplineCurve(CubicSpline):
     """stochman's ``CubicSpline``, mended: C2 at the knots, no Python loop over
-    pairs when evaluating, and ``fit`` by exact linear least squares.
+    pairs when evaluating, ``fit`` by exact linear least squares, and evaluated
+    in float64 whatever its dtype: stochman's coefficients are of powers of the
+    global t, whose sums cancel, so in float32 a curve with large parameters
+    would miss its ends (its basis is kept in float64 for the same reason).
 
     Args:
         begin, end: (d,) or (B, d) endpoints.
@@ -322,7 +325,7 @@ class SplineCurve(CubicSpline):
         params: Optional[torch.Tensor] = None,
     ) -> None:
         if basis is None:
-            basis = c2_spline_basis(num_nodes, begin.dtype).to(begin.device)
+            basis = c2_spline_basis(num_nodes, torch.float64).to(begin.device)
         super().__init__(begin, end, num_nodes, requires_grad, basis=basis, params=params)
 
     def _design(self, t: torch.Tensor) -> torch.Tensor:
@@ -335,6 +338,11 @@ class SplineCurve(CubicSpline):
         rows.scatter_(-2, idx[..., None, None].expand(*idx.shape, 1, 4), powers.unsqueeze(-2))
         return rows.flatten(-2)
 
+    def _get_coeffs(self) -> torch.Tensor:
+        """(B, num_edges, 4, D) polynomial coefficients, in the basis's dtype (float64)."""
+        coeffs = torch.einsum("ck,bkd->bcd", self.basis, self.params.to(self.basis.dtype))
+        return coeffs.view(coeffs.shape[0], -1, 4, coeffs.shape[-1])
+
     def _eval_polynomials(self, t: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
         # coeffs: (B, num_edges, degree, D); t: (B, N). Gather replaces stochman's loop over B.
         B, num_edges, degree, D = coeffs.shape
@@ -342,7 +350,7 @@ class SplineCurve(CubicSpline):
         idx = (t * num_edges).floor().clamp(0, num_edges - 1).long()
         picked = torch.gather(coeffs, 1, idx[..., None, None].expand(-1, -1, degree, D))  # (B, N, degree, D)
         powers = t.unsqueeze(-1) ** torch.arange(degree, dtype=t.dtype, device=t.device)
-        return (powers.unsqueeze(-1) * picked).sum(dim=2)
+        return (powers.unsqueeze(-1) * picked).sum(dim=2).to(self.params.dtype)
 
     def __getitem__(self, indices) -> "SplineCurve":
         params, begin, end = self.params[indices], self.begin[indices], self.end[indices]
@@ -364,11 +372,11 @@ class SplineCurve(CubicSpline):
         tt, _ = _as_batched_times(t, len(self), self.begin)
         x = x.to(self.begin).reshape(len(self), tt.shape[1], self.begin.shape[-1])
         line = (1 - tt.unsqueeze(-1)) * self.begin.unsqueeze(1) + tt.unsqueeze(-1) * self.end.unsqueeze(1)
-        A = self._design(tt) @ self.basis  # (B, N, P)
+        A = self._design(tt) @ self.basis  # (B, N, P), float64
         with torch.no_grad():
-            solution = torch.linalg.lstsq(A, x - line).solution  # (B, P, d)
+            solution = torch.linalg.lstsq(A, (x - line).to(A.dtype)).solution  # (B, P, d)
             self.params.copy_(solution)
-            return ((A @ solution + line - x) ** 2).mean()
+            return ((A @ solution + (line - x).to(A.dtype)) ** 2).mean().to(self.params.dtype)
 
 
 def _gather_knots(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

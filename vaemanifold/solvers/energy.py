@@ -278,17 +278,12 @@ class EnergySolver(GeodesicSolver):
                     basis = torch.eye(flat.shape[1], dtype=flat.dtype, device=flat.device)
                     tangents = vmap(lambda v: jvp(lambda p: points(p, index), (flat,), (v.expand_as(flat),))[1])
                     G = tangents(basis).permute(1, 2, 3, 0)[:, 1:-1]  # (b, m, d, P): interior points only
-                    A = system
-                    if scaling == "points":  # H and g sum over every sample point, whose metric spans orders of
-                        # magnitude along a curve: float32 rounding would swamp the directions this damping leaves free
-                        G = G.double()
-                        A = NodeSystem(*(x.double() for x in (system.value, system.diag, system.upper, system.rhs)))
-                    H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(A.diag, A.upper, G))
-                    g = torch.einsum("bmdp,bmd->bp", G, A.rhs)
-                    damped = H + self._damping(H, G, A, reach.to(H.dtype), scaling)
-                    delta = torch.linalg.solve_ex(damped, g.unsqueeze(-1))[0].squeeze(-1)
-                    slope, curvature = (g * delta).sum(dim=-1), (delta * (H @ delta.unsqueeze(-1)).squeeze(-1)).sum(dim=-1)
-                    return delta.to(flat.dtype), slope.to(flat.dtype), curvature.to(flat.dtype)
+                    if scaling == "points":
+                        return tuple(x.to(flat.dtype) for x in self._points_step(G, system, reach))
+                    H = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(system.diag, system.upper, G))
+                    g = torch.einsum("bmdp,bmd->bp", G, system.rhs)
+                    delta = torch.linalg.solve_ex(H + self._damping(H, reach, scaling), g.unsqueeze(-1))[0].squeeze(-1)
+                    return delta, (g * delta).sum(dim=-1), (delta * (H @ delta.unsqueeze(-1)).squeeze(-1)).sum(dim=-1)
 
                 result = gauss_newton_descent(
                     manifold,
@@ -305,25 +300,37 @@ class EnergySolver(GeodesicSolver):
             curve.params.copy_(params.view(shape))
         return result.converged, result.reasons, steps
 
-    def _damping(
-        self, H: torch.Tensor, G: torch.Tensor, system: NodeSystem, reach: torch.Tensor, scaling: str
-    ) -> torch.Tensor:
-        """(b, P, P) damping matrices at the pairs' reach (b,) under ``scaling``.
-
-        H (b, P, P) is the Gauss-Newton matrix G^T A G of the node system A and the
-        Jacobian G (b, m, d, P) of the interior sample points.
-        """
-        factor = self.damping / reach
-        if scaling == "points":
-            moves = torch.einsum("bmdp,bmdq->bpq", G, G)
-            floor = POINTS_FLOOR * moves.diagonal(dim1=-2, dim2=-1).mean(dim=-1)
-            moves = moves + torch.diag_embed(floor.unsqueeze(-1).expand(-1, moves.shape[-1]))
-            ridge = system.diag.diagonal(dim1=-2, dim2=-1).mean(dim=(-1, -2))  # the node solver's scale
-            return (factor * ridge).view(-1, 1, 1) * moves
+    def _damping(self, H: torch.Tensor, reach: torch.Tensor, scaling: str) -> torch.Tensor:
+        """(b, P, P) damping matrices of the Gauss-Newton matrices H (b, P, P) at the pairs' reach (b,)
+        under ``scaling`` 'identity' or 'diagonal'."""
         diagonal = H.diagonal(dim1=-2, dim2=-1)
         mean = diagonal.mean(dim=-1, keepdim=True)
         scale = mean.expand_as(diagonal) if scaling == "identity" else diagonal + DIAGONAL_FLOOR * mean
-        return torch.diag_embed(factor.unsqueeze(-1) * scale)
+        return torch.diag_embed((self.damping / reach).unsqueeze(-1) * scale)
+
+    def _points_step(
+        self, G: torch.Tensor, system: NodeSystem, reach: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The step under ``scaling='points'`` from the Jacobian G (b, m, d, P) of the interior sample
+        points: (b, P) step, (b,) slope g.delta and (b,) curvature delta^T H delta, in float64.
+
+        The damping mu ||G delta||^2, mu the node solver's ridge (``damping`` / reach times the mean
+        diagonal of the node matrix A), joins A's diagonal blocks, so that H + mu G^T G = G^T (A + mu) G
+        is one product. It is summed in float64: its terms span orders of magnitude along a curve,
+        and float32 rounding would swamp the directions this damping leaves free.
+        """
+        G = G.double()
+        diag, upper, rhs = system.diag.double(), system.upper.double(), system.rhs.double()
+        mu = (self.damping / reach.double()) * diag.diagonal(dim1=-2, dim2=-1).mean(dim=(-1, -2))  # (b,)
+        eye = torch.eye(diag.shape[-1], dtype=diag.dtype, device=diag.device)
+        damped = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(diag + mu.view(-1, 1, 1, 1) * eye, upper, G))
+        floor = POINTS_FLOOR * mu * (G**2).sum(dim=(1, 2)).mean(dim=-1)  # of the mean diagonal of mu G^T G
+        damped = damped + torch.diag_embed(floor.unsqueeze(-1).expand(-1, damped.shape[-1]))
+        g = torch.einsum("bmdp,bmd->bp", G, rhs)
+        delta = torch.linalg.solve_ex(damped, g.unsqueeze(-1))[0].squeeze(-1)
+        moved = torch.einsum("bmdp,bp->bmd", G, delta)
+        curvature = (moved * block_tridiagonal_matmul(diag, upper, moved.unsqueeze(-1)).squeeze(-1)).sum(dim=(1, 2))
+        return delta, (g * delta).sum(dim=-1), curvature
 
     # ------------------------------------------------------------ first order
     def _first_order(self, manifold: DecoderManifold, curve: BasicCurve) -> tuple[torch.Tensor, list[Optional[str]], int]:
