@@ -1,7 +1,7 @@
 """The spline solver's damping, coarse levels and last level (a measurement).
 
 Run: python docs/examples/spline_scaling.py [BENCHMARK_JSON]
-(BENCHMARK_JSON default runs/benchmark-models-19/benchmark.json, a full run of
+(BENCHMARK_JSON default runs/benchmark-models-20/benchmark.json, a full run of
 `vaemanifold benchmark`, whose best known lengths are used; one thread.)
 
 On the benchmark's 16 held-out pairs of each preset, from the straight line:
@@ -24,7 +24,7 @@ from vaemanifold.evaluation.problems import model_problem
 from vaemanifold.vae.presets import pretrained
 
 torch.set_num_threads(1)
-path = sys.argv[1] if len(sys.argv) > 1 else "runs/benchmark-models-19/benchmark.json"
+path = sys.argv[1] if len(sys.argv) > 1 else "runs/benchmark-models-20/benchmark.json"
 known = {m["name"]: torch.tensor(m["best_known"], dtype=torch.float64) for m in json.load(open(path))["models"]}
 SETTINGS = {
     "defaults": {},
