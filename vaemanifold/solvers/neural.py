@@ -32,7 +32,7 @@ class NeuralSolver(EnergySolver):
     straight line on the benchmark's 16 pairs a preset with seeds 0 / 1 / 2 of
     the start (``docs/examples/neural_defaults.py``): p90 L/best 1.00005 /
     1.00002 / 1.00002 on ``mnist-2d``, 1.00009 / 1.00008 / 1.00007 on
-    ``mnist-8d`` and 1.00082 / 1.00119 / 1.00068 on ``fashion-2d``, at 13-36
+    ``mnist-8d`` and 1.00082 / 1.00119 / 1.00068 on ``fashion-2d``, at 13-38
     floors a pair. Without the Fourier inputs the same steps gave 1.0006-1.0008,
     1.0002-1.0003 and 1.0069-1.0076, and the earlier defaults (no features, 10
     steps a coarse level, 100 on the last) 1.0003-1.0004, 1.0003 and
@@ -46,7 +46,7 @@ class NeuralSolver(EnergySolver):
     Marquardt's (``scaling="diagonal"``, each weight by its own diagonal
     entry), measured the same way with features, is as good on the MNIST
     models and better on ``fashion-2d`` (p90 1.00053 / 1.00039 / 1.00037, at
-    31-41 floors). At d = 32 with features it is no better
+    32-46 floors). At d = 32 with features it is no better
     (``docs/examples/neural_scaling_d32.py``: ``mnist-conv-32d``,
     ``fashion-conv-32d`` p90 1.00019 and 1.00025 against 1.00018 and
     1.00019). Without features it sent single pairs 13% (``mnist-2d``) and
