@@ -374,9 +374,10 @@ class SplineCurve(CubicSpline):
         line = (1 - tt.unsqueeze(-1)) * self.begin.unsqueeze(1) + tt.unsqueeze(-1) * self.end.unsqueeze(1)
         A = self._design(tt) @ self.basis  # (B, N, P), float64
         with torch.no_grad():
-            solution = torch.linalg.lstsq(A, (x - line).to(A.dtype)).solution  # (B, P, d)
+            target = (x - line).to(A.dtype)
+            solution = torch.linalg.lstsq(A, target).solution  # (B, P, d)
             self.params.copy_(solution)
-            return ((A @ solution + (line - x).to(A.dtype)) ** 2).mean().to(self.params.dtype)
+            return ((A @ solution - target) ** 2).mean().to(self.params.dtype)
 
 
 def _gather_knots(a: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

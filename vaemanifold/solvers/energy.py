@@ -48,7 +48,7 @@ from torch.func import functional_call, jvp, vmap
 from .._checks import check_choice
 from ..manifold import DecoderManifold
 from .base import GeodesicSolver, SolverOutput
-from .least_squares import NodeSystem, block_tridiagonal_matmul, gauss_newton_descent
+from .least_squares import NodeSystem, block_tridiagonal_matmul, gauss_newton_descent, mean_diagonal, with_ridge
 
 ENERGIES = ("jvp", "fd")
 SCALINGS = ("identity", "diagonal", "points")
@@ -320,16 +320,15 @@ class EnergySolver(GeodesicSolver):
         and float32 rounding would swamp the directions this damping leaves free.
         """
         G = G.double()
-        diag, upper, rhs = system.diag.double(), system.upper.double(), system.rhs.double()
-        mu = (self.damping / reach.double()) * diag.diagonal(dim1=-2, dim2=-1).mean(dim=(-1, -2))  # (b,)
-        eye = torch.eye(diag.shape[-1], dtype=diag.dtype, device=diag.device)
-        damped = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(diag + mu.view(-1, 1, 1, 1) * eye, upper, G))
+        system = NodeSystem(*(x.double() for x in (system.value, system.diag, system.upper, system.rhs)))
+        mu = (self.damping / reach.double()) * mean_diagonal(system)  # (b,)
+        damped = torch.einsum("bmdp,bmdq->bpq", G, block_tridiagonal_matmul(with_ridge(system, mu), system.upper, G))
         floor = POINTS_FLOOR * mu * (G**2).sum(dim=(1, 2)).mean(dim=-1)  # of the mean diagonal of mu G^T G
         damped = damped + torch.diag_embed(floor.unsqueeze(-1).expand(-1, damped.shape[-1]))
-        g = torch.einsum("bmdp,bmd->bp", G, rhs)
+        g = torch.einsum("bmdp,bmd->bp", G, system.rhs)
         delta = torch.linalg.solve_ex(damped, g.unsqueeze(-1))[0].squeeze(-1)
         moved = torch.einsum("bmdp,bp->bmd", G, delta)
-        curvature = (moved * block_tridiagonal_matmul(diag, upper, moved.unsqueeze(-1)).squeeze(-1)).sum(dim=(1, 2))
+        curvature = (moved * block_tridiagonal_matmul(system.diag, system.upper, moved.unsqueeze(-1)).squeeze(-1)).sum(dim=(1, 2))
         return delta, (g * delta).sum(dim=-1), curvature
 
     # ------------------------------------------------------------ first order

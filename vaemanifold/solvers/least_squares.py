@@ -377,12 +377,18 @@ def _extrapolate(manifold, points, index, params, delta, trial, old, new_value, 
     return trial, new_value
 
 
-def with_ridge(system: NodeSystem) -> torch.Tensor:
-    """The diagonal blocks plus RIDGE * mean diagonal * I, per pair: (b, m, d, d)."""
-    d = system.diag.shape[-1]
-    scale = system.diag.diagonal(dim1=-2, dim2=-1).mean(dim=(1, 2))  # (b,)
-    eye = torch.eye(d, dtype=system.diag.dtype, device=system.diag.device)
-    return system.diag + (RIDGE * scale).view(-1, 1, 1, 1) * eye
+def mean_diagonal(system: NodeSystem) -> torch.Tensor:
+    """(b,) the mean diagonal entry of each pair's diagonal blocks: the scale of its node matrix."""
+    return system.diag.diagonal(dim1=-2, dim2=-1).mean(dim=(1, 2))
+
+
+def with_ridge(system: NodeSystem, ridge: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The diagonal blocks plus ridge * I, per pair: (b, m, d, d); ridge (b,) defaults to RIDGE * the
+    :func:`mean_diagonal`."""
+    if ridge is None:
+        ridge = RIDGE * mean_diagonal(system)
+    eye = torch.eye(system.diag.shape[-1], dtype=system.diag.dtype, device=system.diag.device)
+    return system.diag + ridge.view(-1, 1, 1, 1) * eye
 
 
 def node_model(system: NodeSystem, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
