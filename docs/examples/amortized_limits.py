@@ -25,6 +25,7 @@ import torch
 
 import vaemanifold as vm
 from vaemanifold.evaluation import benchmark as bm
+from vaemanifold.curves import line_points
 from vaemanifold.evaluation.amortization import REFERENCE
 from vaemanifold.evaluation.problems import model_problem
 from vaemanifold.geodesic import MEASURE_GRID
@@ -50,7 +51,7 @@ reference = bm.run_solver(manifold, z0, z1, *REFERENCE, warmup=False, label="ref
 best = bm.best_known([cold, reference])[0]
 
 t = torch.linspace(0, 1, MEASURE_GRID, dtype=z0.dtype)
-line = (1 - t).view(1, -1, 1) * z0.unsqueeze(1) + t.view(1, -1, 1) * z1.unsqueeze(1)  # (B, T, d)
+line = line_points(z0, z1, t)  # (B, T, d), as the network's curves start
 geodesics = vm.connecting_geodesic(manifold, z0, z1, method=REFERENCE[0], **REFERENCE[1]).curve
 with torch.no_grad():
     geodesic_points = geodesics(t).reshape(line.shape)
